@@ -1,0 +1,1 @@
+"""Analytics Pipeline: playback event ingest batched into ClickHouse."""

@@ -1,0 +1,1 @@
+"""Metadata Service: videos on PostgreSQL behind gRPC and REST; starts Temporal workflows."""

@@ -1,0 +1,1 @@
+"""Streaming Gateway: signed HLS playback proxied from S3 bucket-processed."""
