@@ -132,6 +132,7 @@ class Settings(BaseSettings):
     control_host: str = "127.0.0.1"
     control_grpc_port: Port = 50051
     control_http_port: Port = 8000
+    control_worker_metrics_port: Port = 9103  # the Temporal worker of the control task queue
     outbox_poll_seconds: PositiveFloat = 0.5
     node_lost_after_seconds: PositiveFloat = 30.0
     node_heartbeat_seconds: PositiveInt = 5

@@ -25,14 +25,14 @@ import jinja2
 import psycopg
 from psycopg import sql
 
-from vora import storage
+from vora import jobs, storage
 from vora.config import Settings
 from vora.migrate import clickhouse_client, migrate_clickhouse, migrate_postgres
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 INFRA = ("postgres", "s3", "temporal", "clickhouse")
-SERVICES = ("control", "edge", "farm", "gateway", "analytics")
+SERVICES = ("control", "worker", "edge", "farm", "gateway", "analytics")
 EDGE_OF_STACK = ("varnish",)
 ALL = (*INFRA, *SERVICES, *EDGE_OF_STACK)
 
@@ -231,6 +231,12 @@ def components(settings: Settings) -> dict[str, Component]:
             "control", [python, "-m", "control.main"],
             f"grpc {s.control_grpc_target}, http://{s.control_host}:{s.control_http_port}",
             check_http(f"http://{s.control_host}:{s.control_http_port}/healthz"),
+        ),
+        Component(
+            "worker", [python, "-m", "control.worker"],
+            f"task queue {jobs.CONTROL_TASK_QUEUE}, http://{s.control_host}:"
+            f"{s.control_worker_metrics_port}",
+            check_http(f"http://{s.control_host}:{s.control_worker_metrics_port}/healthz"),
         ),
         Component(
             "edge", [python, "-m", "edge.main"], s.edge_public_url,

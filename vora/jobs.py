@@ -17,6 +17,9 @@ FARM_TASK_QUEUE = "vora-farm"
 TRANSCODE_WORKFLOW = "TranscodeVideoWorkflow"
 DELETE_WORKFLOW = "DeleteVideoWorkflow"
 PROGRESS_QUERY = "progress"
+# The transcode activity signals its own workflow with a TranscodeHeartbeat every few
+# seconds, so the workflow can answer PROGRESS_QUERY and record progress in control.
+PROGRESS_SIGNAL = "transcode_progress"
 
 
 def transcode_workflow_id(video_id: str) -> str:
