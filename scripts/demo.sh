@@ -1,9 +1,6 @@
 #!/usr/bin/env bash
-# `make demo`: the main job. Until the End-to-end issue lands it brings the stack up
-# and says what runs where.
+# `make demo`: the main job (vora/demo.py). VIDEO=path uploads your own file;
+# VORA_DEMO_EXIT=1 exits after printing the URLs instead of waiting for Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-.venv/bin/vora dev up
-echo
-echo "The stack is up. The upload -> transcode -> play walkthrough arrives with the End-to-end issue."
-echo "Stop it with: make down"
+exec .venv/bin/python -m vora.demo "$@"

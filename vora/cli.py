@@ -1,4 +1,5 @@
-"""The ``vora`` command: ``vora dev up|down|status|reset`` runs the local stack."""
+"""The ``vora`` command: ``vora dev ...`` runs the local stack; ``vora upload|status|play|ls|rm``
+follow a video through it (vora/cli_videos.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from collections.abc import Callable
 from rich.console import Console
 from rich.table import Table
 
-from vora import devstack
+from vora import cli_videos, devstack
+from vora.client import ClientError, mint_user_token
 from vora.config import Settings, SettingsError, load_settings
 
 console = Console(stderr=True)
@@ -58,6 +60,11 @@ def _dev_status(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if all(row.healthy for row in rows) else 1
 
 
+def _dev_token(settings: Settings, args: argparse.Namespace) -> int:
+    print(mint_user_token(settings, args.user, args.ttl))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vora", description="Vora video transcoding farm")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -78,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
                              help=f"any of {', '.join(devstack.ALL)}")
         sub.add_argument("--timeout", type=float, default=180.0)
         sub.set_defaults(handler=handler)
+    token = dev.add_parser("token", help="mint a development JWT for a user (HS256)")
+    token.add_argument("user")
+    token.add_argument("--ttl", type=int, default=12 * 3600)
+    token.set_defaults(handler=_dev_token)
+    cli_videos.add_arguments(commands)
     return parser
 
 
@@ -86,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
         settings = load_settings()
         args = build_parser().parse_args(argv)
         code = args.handler(settings, args)
-    except (SettingsError, devstack.StackError) as exc:
+    except (SettingsError, devstack.StackError, ClientError) as exc:
         console.print(f"[red]vora: {exc}[/red]")
         code = 1
     sys.exit(code)

@@ -1,0 +1,207 @@
+"""A small client for apps and the ``vora`` CLI: control's VideoService over gRPC, and
+resumable uploads to the edge with tuspy.
+
+Upload state (video id, upload URL and token, the TUS location) is kept in a JSON file
+keyed by the file's path, size and modification time, so running the same upload again
+after an interruption continues where it stopped instead of creating a new video.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import jwt
+
+from vora.config import Settings
+from vora.grpcio import insecure_channel
+from vora.v1 import video_pb2, video_pb2_grpc
+
+Progress = Callable[[int, int], None]
+
+
+class ClientError(Exception):
+    """A call to control or the edge failed; the message says what to do."""
+
+
+def mint_user_token(settings: Settings, subject: str, ttl_seconds: int = 12 * 3600) -> str:
+    """A development JWT for ``subject`` signed with the configured HS256 secret.
+
+    Production apps get their tokens from the operator's identity provider."""
+    if settings.jwt_algorithm != "HS256":
+        raise ClientError("minting needs VORA_JWT_ALGORITHM=HS256; get a token from your IdP")
+    now = int(time.time())
+    claims: dict[str, Any] = {"sub": subject, "aud": settings.jwt_audience, "iat": now,
+                              "exp": now + ttl_seconds}
+    if settings.jwt_issuer:
+        claims["iss"] = settings.jwt_issuer
+    return jwt.encode(claims, settings.jwt_secret, algorithm="HS256")
+
+
+def _describe(error: grpc.aio.AioRpcError) -> ClientError:
+    return ClientError(f"{error.code().name}: {error.details()}")
+
+
+class VideoClient:
+    """VideoService calls as the user named by ``user_token``."""
+
+    def __init__(self, settings: Settings, user_token: str) -> None:
+        self._channel = insecure_channel(settings.control_grpc_target)
+        self._stub = video_pb2_grpc.VideoServiceStub(self._channel)  # type: ignore[no-untyped-call]
+        self._metadata = (("authorization", f"Bearer {user_token}"),)
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def __aenter__(self) -> VideoClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _call(self, method: str, request: Any) -> Any:
+        try:
+            return await getattr(self._stub, method)(request, metadata=self._metadata,
+                                                     timeout=15)
+        except grpc.aio.AioRpcError as error:
+            raise _describe(error) from None
+
+    async def create(self, title: str, description: str = "",
+                     size: int = 0) -> video_pb2.CreateVideoResponse:
+        request = video_pb2.CreateVideoRequest(title=title, description=description,
+                                               size_bytes=size)
+        response: video_pb2.CreateVideoResponse = await self._call("CreateVideo", request)
+        return response
+
+    async def get(self, video_id: str) -> video_pb2.Video:
+        response = await self._call("GetVideo", video_pb2.GetVideoRequest(video_id=video_id))
+        video: video_pb2.Video = response.video
+        return video
+
+    async def list(self, page_size: int = 50) -> list[video_pb2.Video]:
+        videos: list[video_pb2.Video] = []
+        token = ""
+        while True:
+            response = await self._call(
+                "ListVideos", video_pb2.ListVideosRequest(page_size=page_size, page_token=token))
+            videos.extend(response.videos)
+            token = response.next_page_token
+            if not token:
+                return videos
+
+    async def complete(self, video_id: str, upload_id: str) -> video_pb2.Video:
+        request = video_pb2.CompleteUploadRequest(video_id=video_id, upload_id=upload_id)
+        response = await self._call("CompleteUpload", request)
+        video: video_pb2.Video = response.video
+        return video
+
+    async def playback_url(self, video_id: str) -> str:
+        response = await self._call("GetPlaybackUrl",
+                                    video_pb2.GetPlaybackUrlRequest(video_id=video_id))
+        url: str = response.url
+        return url
+
+    async def delete(self, video_id: str) -> None:
+        await self._call("DeleteVideo", video_pb2.DeleteVideoRequest(video_id=video_id))
+
+
+# --- resumable uploads ------------------------------------------------------------------------
+
+
+@dataclass
+class PendingUpload:
+    video_id: str
+    upload_url: str
+    upload_token: str
+    location: str = ""  # the TUS upload URL once created
+
+    @property
+    def upload_id(self) -> str:
+        return self.location.rstrip("/").rsplit("/", 1)[-1]
+
+
+class UploadJournal:
+    """Pending uploads by file fingerprint, in one JSON file (written atomically)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @staticmethod
+    def fingerprint(file: Path) -> str:
+        stat = file.stat()
+        return f"{file.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+
+    def _read(self) -> dict[str, dict[str, str]]:
+        if not self.path.exists():
+            return {}
+        data: dict[str, dict[str, str]] = json.loads(self.path.read_text())
+        return data
+
+    def _write(self, data: dict[str, dict[str, str]]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(data, indent=2))
+        temporary.replace(self.path)
+
+    def get(self, file: Path) -> PendingUpload | None:
+        entry = self._read().get(self.fingerprint(file))
+        return PendingUpload(**entry) if entry else None
+
+    def put(self, file: Path, pending: PendingUpload) -> None:
+        data = self._read()
+        data[self.fingerprint(file)] = asdict(pending)
+        self._write(data)
+
+    def forget(self, file: Path) -> None:
+        data = self._read()
+        data.pop(self.fingerprint(file), None)
+        self._write(data)
+
+
+def tus_upload(file: Path, pending: PendingUpload, journal: UploadJournal,
+               progress: Progress, chunk_size: int = 8 * 1024**2,
+               metadata: dict[str, str] | None = None) -> str:
+    """Upload (or resume) ``file`` to the edge; returns the upload id. Blocking."""
+    import requests
+    from tusclient import client as tus_client
+    from tusclient.exceptions import TusCommunicationError
+
+    tus = tus_client.TusClient(pending.upload_url,
+                               headers={"Authorization": f"Bearer {pending.upload_token}"})
+    uploader = tus.uploader(str(file), chunk_size=chunk_size, url=pending.location or None,
+                            metadata=metadata or {"filename": file.name}, retries=5,
+                            retry_delay=2)
+    try:
+        if not pending.location:
+            uploader.set_url(uploader.create_url())
+            pending.location = uploader.url or ""
+            journal.put(file, pending)
+        _send_chunks(uploader, file.stat().st_size, progress)
+    except (TusCommunicationError, requests.RequestException) as error:
+        raise ClientError(f"upload interrupted at {uploader.offset} bytes ({error}); "
+                          "run the same command again to resume") from None
+    return pending.upload_id
+
+
+def _send_chunks(uploader: Any, total: int, progress: Progress) -> None:
+    progress(uploader.offset, total)
+    while uploader.offset < total:
+        uploader.upload_chunk()
+        progress(uploader.offset, total)
+
+
+
+def format_states(videos: Sequence[video_pb2.Video]) -> list[tuple[str, str, str, str]]:
+    rows = []
+    for video in videos:
+        state = video_pb2.Video.State.Name(video.state).removeprefix("STATE_")
+        detail = video.failure_reason or (
+            f"{video.progress.phase} {video.progress.percent:.0f}%"
+            if video.state == video_pb2.Video.STATE_PROCESSING else "")
+        rows.append((video.id, video.title, state, detail))
+    return rows
