@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks: Vora against a reference, alternately, in one run (`make bench`)."""
