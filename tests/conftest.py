@@ -31,9 +31,12 @@ def stack(settings: Settings) -> Settings:
     return settings
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def browser() -> Iterator[Browser]:
-    """Headless Debian chromium driven by Playwright (no browser download)."""
+    """Headless Debian chromium driven by Playwright (no browser download).
+
+    Function-scoped on purpose: Playwright's sync API marks an event loop as running in
+    this thread while it is active, which would break every later async test."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from rich.console import Console
 from rich.table import Table
 
-from vora import cli_videos, devstack
+from vora import cli_videos, devstack, settings_doc
 from vora.client import ClientError, mint_user_token
 from vora.config import Settings, SettingsError, load_settings
 
@@ -60,6 +60,19 @@ def _dev_status(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if all(row.healthy for row in rows) else 1
 
 
+def _config(settings: Settings, args: argparse.Namespace) -> int:
+    if args.markdown:
+        print(settings_doc.markdown(), end="")
+        return 0
+    table = Table(title="Vora settings (effective; secrets masked)")
+    for column in ("variable", "type", "value"):
+        table.add_column(column)
+    for row in settings_doc.rows(settings, mask=True):
+        table.add_row(*row)
+    Console().print(table)
+    return 0
+
+
 def _dev_token(settings: Settings, args: argparse.Namespace) -> int:
     print(mint_user_token(settings, args.user, args.ttl))
     return 0
@@ -89,6 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("user")
     token.add_argument("--ttl", type=int, default=12 * 3600)
     token.set_defaults(handler=_dev_token)
+    config = commands.add_parser("config", help="show the effective settings")
+    config.add_argument("--markdown", action="store_true",
+                        help="print docs/configuration.md (the defaults) instead")
+    config.set_defaults(handler=_config)
     cli_videos.add_arguments(commands)
     return parser
 

@@ -26,7 +26,7 @@ ENV_PREFIX = "VORA_"
 
 # Development-only secrets. Production refuses them (see _refuse_dev_secrets).
 DEV_TOKEN_KEYS = "dev1:vora-dev-token-key-change-me"  # noqa: S105
-DEV_JWT_SECRET = "vora-dev-jwt-secret-change-me"  # noqa: S105
+DEV_JWT_SECRET = "vora-dev-jwt-secret-change-me-0123456789"  # noqa: S105
 DEV_SERVICE_TOKEN = "vora-dev-service-token-change-me"  # noqa: S105
 DEV_S3_SECRET = "vora-dev-s3-secret"  # noqa: S105
 
@@ -147,6 +147,8 @@ class Settings(BaseSettings):
     edge_upload_expiry_seconds: PositiveInt = 24 * 3600
     edge_part_bytes: Annotated[int, Field(ge=5 * 1024**2)] = 8 * 1024**2
     edge_cors_origins: list[str] = ["*"]
+    edge_sweep_interval_seconds: PositiveFloat = 60.0  # expiry and callback re-delivery
+    edge_parts_in_flight: PositiveInt = 2  # S3 part uploads overlapping the next part's receipt
 
     # --- farm (transcoding worker) -------------------------------------------------------
     farm_host: str = "127.0.0.1"
@@ -166,6 +168,17 @@ class Settings(BaseSettings):
     farm_max_height: PositiveInt = 4320
     farm_max_duration_seconds: PositiveInt = 6 * 3600
     farm_heartbeat_timeout_seconds: PositiveInt = 30
+    # libx264/NVENC presets; tests lower farm_x264_preset to keep CI fast, production keeps these.
+    farm_x264_preset: Literal[
+        "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
+    ] = "medium"
+    farm_nvenc_preset: Literal["p1", "p2", "p3", "p4", "p5", "p6", "p7"] = "p5"
+    farm_gpu_slots: Annotated[int, Field(ge=0)] = 2  # concurrent jobs per GPU (session cap aside)
+    farm_gpu_min_free_memory_bytes: PositiveInt = 1024**3  # a GPU with less free takes no job
+    farm_nvml_poll_seconds: PositiveFloat = 10.0
+    farm_progress_signal_seconds: PositiveFloat = 5.0
+    farm_probe_max_bytes: PositiveInt = 50 * 1024**2  # ffprobe/ffmpeg -probesize
+    farm_probe_max_analyze_seconds: PositiveInt = 30  # -analyzeduration
 
     # --- gateway (streaming) ---------------------------------------------------------------
     gateway_host: str = "127.0.0.1"
@@ -182,6 +195,9 @@ class Settings(BaseSettings):
     analytics_max_body_bytes: PositiveInt = 1024**2
     analytics_spool_dir: Path | None = None  # default: <home>/spool
     analytics_spool_max_bytes: PositiveInt = 512 * 1024**2
+    analytics_cors_origins: list[str] = ["*"]
+    analytics_insert_timeout_seconds: PositiveFloat = 5.0  # then the batch goes to the spool
+    analytics_max_buffer_events: PositiveInt = 200_000  # beyond it ingest answers 503
 
     # --- tokens and auth -------------------------------------------------------------------
     # Oldest first: "kid1:secret1,kid2:secret2". Sign with the last, accept the last two.
@@ -189,7 +205,7 @@ class Settings(BaseSettings):
     playback_token_ttl_seconds: PositiveInt = 6 * 3600
     upload_token_ttl_seconds: PositiveInt = 24 * 3600
     jwt_algorithm: Literal["HS256", "RS256"] = "HS256"
-    jwt_secret: str = DEV_JWT_SECRET
+    jwt_secret: str = Field(default=DEV_JWT_SECRET, min_length=32)  # RFC 7518 3.2
     jwt_public_key: str = ""
     jwt_audience: str = "vora"
     jwt_issuer: str = ""

@@ -79,12 +79,12 @@ def print_urls(settings: Settings, video_id: str, playback: str) -> None:
     temporal_host = settings.temporal_address.rsplit(":", 1)[0]
     console.print("[bold]4/4[/bold] ready\n")
     console.print(f"  video id      {video_id}")
-    console.print(f"  playback URL  {playback}")
-    console.print(f"  player page   {player_url(settings, playback, video_id)}")
+    print(f"  playback URL  {playback}")
+    print(f"  player page   {player_url(settings, playback, video_id)}")
     console.print(f"  dashboard     http://{settings.control_host}:"
                   f"{settings.control_http_port}/dashboard")
     console.print(f"  Temporal UI   http://{temporal_host}:{settings.temporal_ui_port}")
-    console.print(f"\n  try: ffplay '{playback}'   or   vora status {video_id}\n")
+    print(f"\n  try: ffplay '{playback}'   or   vora status {video_id}\n")
 
 
 def wait_for_interrupt() -> None:

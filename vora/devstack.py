@@ -30,6 +30,10 @@ from vora.config import Settings
 from vora.migrate import clickhouse_client, migrate_clickhouse, migrate_postgres
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The environment's bin directory, spelled the same whichever interpreter name started us
+# (python, python3.11): supervisord.conf must render identically, or `update` restarts
+# every running program.
+BINDIR = Path(sys.prefix) / "bin"
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 INFRA = ("postgres", "s3", "temporal", "clickhouse")
 SERVICES = ("control", "worker", "edge", "farm", "gateway", "analytics")
@@ -159,6 +163,11 @@ def render_configs(settings: Settings) -> None:
 
 def varnish_context(settings: Settings) -> dict[str, object]:
     """The variables the VCL template needs; Ansible renders the same template."""
+    for key in settings.token_keys[-2:]:
+        # The VCL holds each secret in a {"..."} string, which cannot contain "} or controls.
+        if '"}' in key.secret or not key.secret.isprintable():
+            raise StackError(f"token key {key.kid!r}: a secret for Varnish must be printable "
+                             'and must not contain "}')
     return {
         "backend_host": settings.gateway_host,
         "backend_port": settings.gateway_port,
@@ -180,8 +189,8 @@ def supervisor_socket(settings: Settings) -> Path:
 
 def components(settings: Settings) -> dict[str, Component]:
     root = home(settings)
-    python = sys.executable
-    bindir = Path(sys.executable).parent
+    python = str(BINDIR / "python")
+    bindir = BINDIR
     s = settings
     weed = [
         str(bindir / "weed"), "mini", f"-dir={root / 'seaweedfs' / 'data'}",
@@ -271,7 +280,7 @@ def _port(url: str) -> int:
 
 
 def _ctl(settings: Settings, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    command = [str(Path(sys.executable).parent / "supervisorctl"),
+    command = [str(BINDIR / "supervisorctl"),
                "-c", str(home(settings) / "supervisord.conf"), *args]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     # supervisorctl exits 3 when a program is not RUNNING, which status reports anyway.
@@ -303,7 +312,7 @@ def _start_supervisor(settings: Settings) -> None:
         return
     (home(settings) / "logs").mkdir(parents=True, exist_ok=True)
     subprocess.run(
-        [str(Path(sys.executable).parent / "supervisord"), "-c",
+        [str(BINDIR / "supervisord"), "-c",
          str(home(settings) / "supervisord.conf")],
         check=True, cwd=REPO_ROOT,
     )

@@ -54,12 +54,15 @@ GPU_ERROR = "GpuUnavailable"
 class TranscodeWorkflowInput:
     video_id: str
     upload_id: str
+    # The farm activities' queue; only tests (a fresh queue per test) change it.
+    farm_task_queue: str = FARM_TASK_QUEUE
 
 
 @dataclass
 class DeleteWorkflowInput:
     video_id: str
     upload_id: str = ""
+    farm_task_queue: str = FARM_TASK_QUEUE
 
 
 @dataclass

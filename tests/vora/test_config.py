@@ -54,6 +54,7 @@ def test_env_file_is_read_and_environment_wins(tmp_path: Path,
         ("VORA_TOKEN_KEYS", "k:short", "VORA_TOKEN_KEYS (0.secret)"),
         ("VORA_FARM_PIPELINE", "quantum", "VORA_FARM_PIPELINE: Input should be 'auto'"),
         ("VORA_EDGE_PART_BYTES", "1024", "greater than or equal to 5242880"),
+        ("VORA_JWT_SECRET", "too-short", "VORA_JWT_SECRET: String should have at least 32"),
         ("VORA_FARM_LADDER", '[{"name": "big", "height": 1}]', "VORA_FARM_LADDER (0.name)"),
     ],
 )
@@ -73,7 +74,7 @@ def test_production_refuses_development_secrets(monkeypatch: pytest.MonkeyPatch)
     for variable in ("VORA_TOKEN_KEYS", "VORA_JWT_SECRET", "VORA_SERVICE_TOKEN"):
         assert variable in message
     monkeypatch.setenv("VORA_TOKEN_KEYS", "prod1:a-real-production-secret")
-    monkeypatch.setenv("VORA_JWT_SECRET", "a-real-jwt-secret")
+    monkeypatch.setenv("VORA_JWT_SECRET", "a-real-jwt-secret-of-at-least-32-bytes")
     monkeypatch.setenv("VORA_SERVICE_TOKEN", "a-real-service-token")
     assert load_settings().environment == "production"
 

@@ -1,0 +1,202 @@
+"""Analytics ingest: events over HTTP through `python -m analytics.main` into ClickHouse,
+against direct clickhouse-driver bulk inserts of the same events, alternately.
+
+Vora's figure counts until the ingester reports every accepted event written (in
+ClickHouse, not merely acknowledged); the reference inserts the same rows in batches of
+the same size. Needs the local stack's ClickHouse (`vora dev up postgres s3 clickhouse`).
+
+    python -m bench.analytics [rounds]
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+from analytics.events import Row, parse_event
+from analytics.sink import INSERT_SQL
+from bench.harness import Report, alternate, figure, save, show
+from vora import devstack, storage
+from vora.config import load_settings
+from vora.migrate import clickhouse_client
+
+EVENTS = 100_000
+REQUEST_EVENTS = 500
+WRITER_BATCH = 5000
+CLIENTS = 2
+# Acknowledgement latency is measured apart, with requests the size a player sends.
+PLAYER_EVENTS = 20
+PLAYER_REQUESTS = 1000
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _events(count: int) -> list[dict[str, Any]]:
+    now = time.time()
+    video_ids = [storage.new_video_id() for _ in range(10)]
+    return [{"event_id": str(uuid.uuid4()), "video_id": video_ids[i % 10],
+             "user_id": f"viewer-{i % 5000}", "session_id": f"s-{i % 20000}",
+             "event_type": "heartbeat", "event_time": now - i / 100, "position": i / 10,
+             "rendition": "720p"} for i in range(count)]
+
+
+def _health(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(f"{url}/healthz", timeout=5) as response:  # noqa: S310
+        body: dict[str, Any] = json.loads(response.read())
+        return body
+
+
+class Ingester:
+    def __init__(self, spool: Path) -> None:
+        self.port = _free_port()
+        env = {**os.environ, "VORA_ANALYTICS_PORT": str(self.port),
+               "VORA_ANALYTICS_SPOOL_DIR": str(spool), "VORA_LOG_LEVEL": "WARNING",
+               "VORA_ANALYTICS_BATCH_SIZE": str(WRITER_BATCH),
+               "VORA_ANALYTICS_FLUSH_SECONDS": "0.2"}
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen([sys.executable, "-m", "analytics.main"], env=env,
+                                        cwd=REPO_ROOT, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                _health(self.url)
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=20)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _post_all(url: str, bodies: list[bytes], latencies: list[float]) -> None:
+    port = int(url.rsplit(":", 1)[1])
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    for body in bodies:
+        started = time.perf_counter()
+        connection.request("POST", "/v1/events", body, {"Content-Type": "application/json"})
+        response = connection.getresponse()
+        response.read()
+        latencies.append(time.perf_counter() - started)
+        if response.status != 202:
+            raise RuntimeError(f"ingest answered {response.status}")
+    connection.close()
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def run(rounds: int = 3) -> Report:
+    settings = load_settings()
+    infra = ["postgres", "s3", "clickhouse"]
+    table = devstack.components(settings)
+    if any(devstack.health(table[name]) for name in infra):  # `up` could restart services
+        devstack.up(settings, infra)
+    events = _events(EVENTS)
+    bodies = bodies_of(events, REQUEST_EVENTS)
+    received = time.time()
+    rows: list[Row] = [parse_event(event, received) for event in events]
+    client = clickhouse_client(settings)
+    http_acks: list[list[float]] = []
+    with tempfile.TemporaryDirectory() as spool:
+        ingester = Ingester(Path(spool))
+
+        def vora() -> float:
+            before = _health(ingester.url)["durable_events"]
+            latencies: list[float] = []
+            started = time.perf_counter()
+            threads = [threading.Thread(target=_post_all,
+                                        args=(ingester.url, bodies[n::CLIENTS], latencies))
+                       for n in range(CLIENTS)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            while True:
+                status = _health(ingester.url)
+                if status["durable_events"] - before >= EVENTS:
+                    break
+                time.sleep(0.01)
+            elapsed = time.perf_counter() - started
+            if status["spool"]["events"]:
+                raise RuntimeError("events went to the spool: ClickHouse was not keeping up")
+            http_acks.append(latencies)
+            return EVENTS / elapsed
+
+        def direct() -> float:
+            started = time.perf_counter()
+            for i in range(0, EVENTS, WRITER_BATCH):
+                client.execute(INSERT_SQL, rows[i:i + WRITER_BATCH], types_check=False)
+            return EVENTS / (time.perf_counter() - started)
+
+        player_bodies = bodies_of(events[:PLAYER_EVENTS * PLAYER_REQUESTS], PLAYER_EVENTS)
+        player_rows = rows[:PLAYER_EVENTS * PLAYER_REQUESTS]
+
+        def vora_ack() -> float:
+            latencies: list[float] = []
+            _post_all(ingester.url, player_bodies, latencies)
+            return _percentile(latencies, 0.99) * 1000
+
+        def direct_ack() -> float:
+            latencies: list[float] = []
+            for i in range(0, len(player_rows), PLAYER_EVENTS):
+                started = time.perf_counter()
+                client.execute(INSERT_SQL, player_rows[i:i + PLAYER_EVENTS], types_check=False)
+                latencies.append(time.perf_counter() - started)
+            return _percentile(latencies, 0.99) * 1000
+
+        try:
+            ours, theirs = alternate(rounds, vora, direct)
+            ack_ours, ack_theirs = alternate(rounds, vora_ack, direct_ack)
+        finally:
+            ingester.stop()
+            client.disconnect()
+    return Report("analytics", [
+        figure("sustained ingest", "events/s", ours, theirs, "clickhouse-driver bulk insert",
+               goal=">= 0.5x and >= 20k events/s"),
+        figure(f"ack p99, {PLAYER_EVENTS}-event requests", "ms", ack_ours, ack_theirs,
+               "synchronous insert of the same events", higher_is_better=False,
+               goal="< 10 ms"),
+    ], notes=[
+        f"{EVENTS} events per round, {REQUEST_EVENTS} per HTTP request over {CLIENTS} "
+        f"keep-alive connections, writer and reference batches of {WRITER_BATCH}; "
+        "vora is timed until every event is written to ClickHouse, not until acknowledged",
+        f"during sustained ingest, ack p50 "
+        f"{statistics.median([_percentile(a, 0.5) for a in http_acks]) * 1000:.1f} ms, p99 "
+        f"{statistics.median([_percentile(a, 0.99) for a in http_acks]) * 1000:.1f} ms "
+        f"per {REQUEST_EVENTS}-event request",
+        f"ack latency: {PLAYER_REQUESTS} sequential requests of {PLAYER_EVENTS} events on one "
+        "connection, against a synchronous clickhouse-driver insert of the same events",
+    ])
+
+
+def bodies_of(events: list[dict[str, Any]], size: int) -> list[bytes]:
+    return [json.dumps(events[i:i + size]).encode() for i in range(0, len(events), size)]
+
+
+if __name__ == "__main__":
+    report = run(int(sys.argv[1]) if len(sys.argv) > 1 else 3)
+    show(report)
+    print(f"  written: {save(report)}")
