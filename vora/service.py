@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -19,5 +21,21 @@ def run(service: str, body: Callable[[Settings], Coroutine[Any, Any, None]]) -> 
         print(f"vora-{service}: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     configure_logging(settings, service)
-    get_logger(service).info("starting", environment=settings.environment)
+    log = get_logger(service)
+    log.info("starting", environment=settings.environment)
     asyncio.run(body(settings))
+    log.info("exited cleanly")
+    _exit_without_finalizing()
+
+
+def _exit_without_finalizing() -> None:
+    """Leave at once after a clean shutdown.
+
+    Native threads of the Temporal SDK core and gRPC may still call into Python while the
+    interpreter finalizes, which aborts the process (SIGABRT, "PyGILState_Release")
+    instead of exiting 0. Everything worth keeping is flushed by now, so skip finalization.
+    """
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
