@@ -41,5 +41,5 @@ test: setup lint typecheck ## install, lint, start what the tests need, run ever
 demo: setup       ## the main job: the stack up, a sample video uploaded, transcoded, playable
 	./scripts/demo.sh
 
-bench: setup      ## side-by-side benchmarks (B=name for one)
+bench: setup      ## side-by-side benchmarks on the stack of VORA_ENV_FILE (B=name, B="a b"; docs/benchmarks.md)
 	$(PY) -m bench $(B)

@@ -5,11 +5,12 @@ Vora's figure counts until the ingester reports every accepted event written (in
 ClickHouse, not merely acknowledged); the reference inserts the same rows in batches of
 the same size. Needs the local stack's ClickHouse (`vora dev up postgres s3 clickhouse`).
 
-    python -m bench.analytics [rounds]
+    python -m bench.analytics [--rounds 3] [--events 100000]
 """
 
 from __future__ import annotations
 
+import argparse
 import http.client
 import json
 import os
@@ -108,13 +109,13 @@ def _percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-def run(rounds: int = 3) -> Report:
+def run(rounds: int = 3, count: int = EVENTS) -> Report:
     settings = load_settings()
     infra = ["postgres", "s3", "clickhouse"]
     table = devstack.components(settings)
     if any(devstack.health(table[name]) for name in infra):  # `up` could restart services
         devstack.up(settings, infra)
-    events = _events(EVENTS)
+    events = _events(count)
     bodies = bodies_of(events, REQUEST_EVENTS)
     received = time.time()
     rows: list[Row] = [parse_event(event, received) for event in events]
@@ -136,20 +137,20 @@ def run(rounds: int = 3) -> Report:
                 thread.join()
             while True:
                 status = _health(ingester.url)
-                if status["durable_events"] - before >= EVENTS:
+                if status["durable_events"] - before >= count:
                     break
                 time.sleep(0.01)
             elapsed = time.perf_counter() - started
             if status["spool"]["events"]:
                 raise RuntimeError("events went to the spool: ClickHouse was not keeping up")
             http_acks.append(latencies)
-            return EVENTS / elapsed
+            return count / elapsed
 
         def direct() -> float:
             started = time.perf_counter()
-            for i in range(0, EVENTS, WRITER_BATCH):
+            for i in range(0, count, WRITER_BATCH):
                 client.execute(INSERT_SQL, rows[i:i + WRITER_BATCH], types_check=False)
-            return EVENTS / (time.perf_counter() - started)
+            return count / (time.perf_counter() - started)
 
         player_bodies = bodies_of(events[:PLAYER_EVENTS * PLAYER_REQUESTS], PLAYER_EVENTS)
         player_rows = rows[:PLAYER_EVENTS * PLAYER_REQUESTS]
@@ -180,7 +181,7 @@ def run(rounds: int = 3) -> Report:
                "synchronous insert of the same events", higher_is_better=False,
                goal="< 10 ms"),
     ], notes=[
-        f"{EVENTS} events per round, {REQUEST_EVENTS} per HTTP request over {CLIENTS} "
+        f"{count} events per round, {REQUEST_EVENTS} per HTTP request over {CLIENTS} "
         f"keep-alive connections, writer and reference batches of {WRITER_BATCH}; "
         "vora is timed until every event is written to ClickHouse, not until acknowledged",
         f"during sustained ingest, ack p50 "
@@ -196,7 +197,16 @@ def bodies_of(events: list[dict[str, Any]], size: int) -> list[bytes]:
     return [json.dumps(events[i:i + size]).encode() for i in range(0, len(events), size)]
 
 
-if __name__ == "__main__":
-    report = run(int(sys.argv[1]) if len(sys.argv) > 1 else 3)
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.analytics",
+                                     description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--events", type=int, default=EVENTS, help="events per round")
+    args = parser.parse_args()
+    report = run(args.rounds, args.events)
     show(report)
     print(f"  written: {save(report)}")
+
+
+if __name__ == "__main__":
+    main()

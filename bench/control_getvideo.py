@@ -29,7 +29,7 @@ import grpc
 import psycopg
 from psycopg import sql
 
-from bench.harness import Report, alternate, figure, save, show
+from bench.harness import Report, alternate, figure, require_stack, save, show
 from vora.config import Settings, load_settings
 from vora.migrate import migrate_postgres
 from vora.v1 import video_pb2, video_pb2_grpc
@@ -157,6 +157,7 @@ async def prepare(settings: Settings, vora: str, echo: str) -> tuple[
 
 def run(rounds: int = 3, seconds: float = 5.0, concurrency: int = 64) -> Report:
     """Alternate Vora and the bare server ``rounds`` times; rps, p50 and p99 figures."""
+    require_stack(["postgres"])
     loop = asyncio.new_event_loop()
     results: dict[str, list[dict[str, float]]] = {"vora": [], "echo": []}
     try:

@@ -1,7 +1,9 @@
 """Delivery: the gateway on a Varnish miss, Varnish on a hit, against nginx serving the
-same files from disk, measured alternately with wrk; and the hit ratio of a playback mix.
+same files from disk, measured alternately with wrk; latency as viewers grow (10, 100,
+1000 concurrent connections on Varnish hits, against nginx at the same concurrency); and
+the hit ratio of a playback mix.
 
-    python -m bench.gateway [rounds]
+    python -m bench.gateway [--rounds 3] [--seconds 8] [--viewers 10 100 1000]
 
 Needs the stack's S3 (it uploads a 30 s two-rung ladder under a new video id and removes
 it at the end). The control peer is the tests' real grpc.aio VideoService, so the
@@ -10,12 +12,12 @@ figures hold the gateway's own cost; video lookups are cached in-process as in p
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import random
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -86,14 +88,14 @@ class WrkResult:
 
 
 def wrk(base_url: str, paths: list[str], workdir: Path, connections: int,
-        threads: int = 2) -> WrkResult:
+        threads: int = 2, seconds: int = SECONDS) -> WrkResult:
     script, listing = workdir / "paths.lua", workdir / f"paths-{random.random()}.txt"
     script.write_text(WRK_SCRIPT)
     listing.write_text("\n".join(paths) + "\n")
     result = subprocess.run(
         ["wrk", "-t", str(min(threads, connections)), "-c", str(connections),
-         "-d", f"{SECONDS}s", "--latency", "-s", str(script), base_url],
-        capture_output=True, text=True, check=True, timeout=SECONDS + 30,
+         "-d", f"{seconds}s", "--latency", "-s", str(script), base_url],
+        capture_output=True, text=True, check=True, timeout=seconds + 60,
         env={**os.environ, "WRK_PATHS": str(listing)},
     )
     line = next(x for x in result.stdout.splitlines() if x.startswith("WRK_JSON "))
@@ -173,7 +175,8 @@ def _pair(rounds: int, vora: Callable[[], WrkResult], ref: Callable[[], WrkResul
 
 
 def measure(settings: Settings, ladder: Ladder, video_id: str, urls: dict[str, str],
-            workdir: Path, rounds: int) -> Report:
+            workdir: Path, rounds: int, seconds: int = SECONDS,
+            viewers: tuple[int, ...] = (10, 100, 1000)) -> Report:
     keyring = tokens.Keyring.from_settings(settings)
     token = tokens.sign_playback(keyring, video_id, int(time.time()) + 3600)
     prefix = f"/v1/play/{token}/{video_id}"
@@ -184,7 +187,7 @@ def measure(settings: Settings, ladder: Ladder, video_id: str, urls: dict[str, s
         fetch(urls["varnish"], path)
 
     def run(name: str, paths: list[str], connections: int) -> WrkResult:
-        return wrk(urls[name], paths, workdir, connections)
+        return wrk(urls[name], paths, workdir, connections, seconds=seconds)
 
     # Misses reach the gateway one per object (Varnish coalesces them), so concurrency
     # there is low: one connection is the common case, four a burst of new videos.
@@ -195,6 +198,9 @@ def measure(settings: Settings, ladder: Ladder, video_id: str, urls: dict[str, s
     miss_master = _pair(rounds, lambda: run("gateway", [f"{prefix}/master.m3u8"], 4),
                         lambda: run("nginx", [f"{prefix}/master.m3u8"], 4))
     hit = _pair(rounds, lambda: run("varnish", segments, 64), lambda: run("nginx", segments, 64))
+    crowd = {count: _pair(rounds, lambda c=count: run("varnish", segments, c),  # type: ignore[misc]
+                          lambda c=count: run("nginx", segments, c))  # type: ignore[misc]
+             for count in viewers}
     hit_ratio, best = playback_mix(urls["varnish"], keyring, video_id, ladder)
 
     def lat(pair: tuple[list[WrkResult], list[WrkResult]], attr: str) -> tuple[list[float],
@@ -219,14 +225,23 @@ def measure(settings: Settings, ladder: Ladder, video_id: str, urls: dict[str, s
                "nginx from disk", goal=">= 0.8x"),
         figure("segment p99, Varnish hit (64 conns)", "ms", *lat(hit, "p99_ms"),
                "nginx from disk", higher_is_better=False),
+        *[figure(f"segment {stat} at {count} concurrent viewers, Varnish hit", unit,
+                 *lat(pair, attr), f"nginx from disk, {count} conns",
+                 higher_is_better=attr == "rps")
+          for count, pair in crowd.items()
+          for stat, attr, unit in (("p50", "p50_ms", "ms"), ("p99", "p99_ms", "ms"),
+                                   ("requests/s", "rps", "req/s"))],
         figure(f"hit ratio, {VIEWERS} viewers' playback mix", "ratio", [hit_ratio], [best],
                "best possible (each object fetched once)", goal="Vora >= 0.99"),
     ]
-    failures = sum(r.failures for pair in (miss_one, miss_seg, miss_master, hit) for side in pair
-                   for r in side)
+    failures = sum(r.failures for pair in (miss_one, miss_seg, miss_master, hit, *crowd.values())
+                   for side in pair for r in side)
     notes = [
         f"{DURATION} s ladder, 2 rungs, 2 s segments ({len(segments)} segments); wrk "
-        f"{SECONDS} s per run, {rounds} rounds alternating; non-2xx or socket errors: {failures}",
+        f"{seconds} s per run, {rounds} rounds alternating; non-2xx or socket errors: {failures}",
+        "viewers = wrk connections (2 threads), each requesting segments back to back with "
+        "keep-alive: a crowd far busier than real players, which fetch one segment per "
+        "segment duration",
         "gateway miss = requests straight to the gateway (what Varnish sends on a miss), "
         "video lookup cached in-process, S3 = the stack's SeaweedFS on loopback",
         "one 2-core machine runs wrk, Varnish/the gateway and nginx together, and during "
@@ -235,7 +250,8 @@ def measure(settings: Settings, ladder: Ladder, video_id: str, urls: dict[str, s
     return Report("gateway", figures, notes)
 
 
-def run(rounds: int = 3) -> Report:
+def run(rounds: int = 3, seconds: int = SECONDS,
+        viewers: tuple[int, ...] = (10, 100, 1000)) -> Report:
     settings = load_settings()
     ensure_s3(settings)
     workdir = Path(tempfile.mkdtemp(prefix="vora-bench-gateway-"))
@@ -247,14 +263,26 @@ def run(rounds: int = 3) -> Report:
             try:
                 urls = {"gateway": running.gateway_url, "varnish": running.varnish_url,
                         "nginx": nginx_url}
-                return measure(settings, ladder, running.video_id, urls, workdir, rounds)
+                return measure(settings, ladder, running.video_id, urls, workdir, rounds,
+                               seconds, viewers)
             finally:
                 nginx.stop()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-if __name__ == "__main__":
-    report = run(int(sys.argv[1]) if len(sys.argv) > 1 else 3)
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.gateway",
+                                     description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=SECONDS, help="per wrk run")
+    parser.add_argument("--viewers", type=int, nargs="*", default=[10, 100, 1000],
+                        help="concurrent connections for the crowd figures")
+    args = parser.parse_args()
+    report = run(args.rounds, args.seconds, tuple(args.viewers))
     show(report)
     print(f"  written: {save(report)}")
+
+
+if __name__ == "__main__":
+    main()

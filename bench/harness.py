@@ -1,9 +1,11 @@
 """What every benchmark shares: alternate Vora and its reference for several rounds in
 one process, summarise with median and spread, and record a ratio per figure.
 
-A benchmark module ``bench/<name>.py`` defines ``run(rounds: int) -> Report`` and can be
-run alone with ``python -m bench.<name>``; ``make bench`` runs them all and regenerates
-docs/performance.md from bench/results/*.json.
+A benchmark module ``bench/<name>.py`` defines ``run(...) -> Report``, callable with no
+arguments (its defaults are the real sizes), and can be run alone with
+``python -m bench.<name> --help`` (flags for smaller sizes); ``make bench`` runs them all
+and regenerates docs/performance.md from bench/results/*.json. A benchmark that cannot
+run here (no NVIDIA GPU) raises :class:`Skipped` with the reason.
 """
 
 from __future__ import annotations
@@ -18,6 +20,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+class Skipped(Exception):
+    """The benchmark cannot run on this machine; the message says why."""
 
 
 @dataclass
@@ -94,3 +100,20 @@ def show(report: Report) -> None:
               + (f" [goal {fig.goal}]" if fig.goal else ""))
     for note in report.notes:
         print(f"  note: {note}")
+
+
+def require_stack(names: list[str]) -> None:
+    """Bring up what this benchmark goes through in the ``vora dev up`` stack of
+    VORA_ENV_FILE (the same as ``vora dev up NAME...``; components already healthy are left
+    alone, so a running stack is never restarted)."""
+    from vora import devstack
+    from vora.config import load_settings
+
+    settings = load_settings()
+    table = devstack.components(settings)
+    down = [name for name in names if devstack.health(table[name])]
+    if not down:
+        return
+    print(f"starting {down} of the stack of VORA_ENV_FILE="
+          f"{os.environ.get('VORA_ENV_FILE', '(unset: the default ports)')}", flush=True)
+    devstack.up(settings, names)

@@ -1,11 +1,14 @@
 """Upload throughput: Vora's edge vs @tus/server + @tus/s3-store vs boto3 multipart.
 
-``python -m bench.upload [--size-mib 1024] [--rounds 1]`` writes a random file, then in
-each round uploads it over loopback into the same S3 bucket three ways, alternating
-the order: tuspy into Vora's edge, tuspy into the official Node TUS server (installed
-into bench/node/ by this module with ``npm install``), and boto3's own multipart
-upload. It reports MB/s, the ratios and the edge's peak RSS, and writes
-bench/results/upload.json. Run it with your stack up (it needs S3 only).
+``python -m bench.upload [--size-mib 1024] [--rounds 3] [--concurrency 1 4 16]
+[--concurrent-mib 64]`` writes a random file, then in each round uploads it over
+loopback into the same S3 bucket three ways, alternating the order: tuspy into Vora's
+edge, tuspy into the official Node TUS server (installed into bench/node/ by this module
+with ``npm install``), and boto3's own multipart upload. Then how throughput grows with
+concurrent uploads: N tuspy clients at once (1, 4, 16) each upload a smaller file into
+the edge and into the Node server, alternately. It reports MiB/s, the ratios and the
+edge's peak RSS, and writes bench/results/upload.json. Run it with the stack of
+VORA_ENV_FILE up (it needs its S3 only: it starts its own edge and control sink).
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -30,7 +34,7 @@ import requests
 from boto3.s3.transfer import TransferConfig
 from tusclient.client import TusClient
 
-from bench.harness import Figure, Report, figure, save, show, spread
+from bench.harness import Figure, Report, alternate, figure, require_stack, save, show, spread
 from vora import storage
 from vora.config import Settings, load_settings
 from vora.tokens import Keyring, UploadClaims, sign_upload
@@ -162,16 +166,30 @@ def boto3_upload(settings: Settings, path: Path) -> None:
     client.delete_object(Bucket=settings.bucket_raw, Key=key)
 
 
-def run(rounds: int = 1, size_mib: int = 1024) -> Report:
+def concurrent(upload: Callable[[], None], count: int, size: int) -> Callable[[], float]:
+    """``count`` uploads at once; aggregate MiB/s until the last one ends."""
+    def once() -> float:
+        started = time.perf_counter()
+        with ThreadPoolExecutor(count) as pool:
+            for future in [pool.submit(upload) for _ in range(count)]:
+                future.result()
+        return count * size / MIB / (time.perf_counter() - started)
+    return once
+
+
+def run(rounds: int = 3, size_mib: int = 1024, concurrency: Sequence[int] = (1, 4, 16),
+        concurrent_mib: int = 64) -> Report:
     settings = load_settings()
+    require_stack(["s3"])
     size = size_mib * MIB
     token = sign_upload(Keyring.from_settings(settings), UploadClaims(
         subject="bench", max_size=size * 2, expires_at=int(time.time()) + 24 * 3600))
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "source.bin"
-        with path.open("wb") as out:
-            for _ in range(size_mib):
-                out.write(os.urandom(MIB))
+        path, small = Path(tmp) / "source.bin", Path(tmp) / "small.bin"
+        for target, mib in ((path, size_mib), (small, concurrent_mib)):
+            with target.open("wb") as out:
+                for _ in range(mib):
+                    out.write(os.urandom(MIB))
         with control_sink() as control_port, vora_edge(settings, control_port, size) as (
                 edge_url, edge_pid), node_server(settings, size) as (node_url, node_pid):
             idle_rss = peak_rss_mib(edge_pid)
@@ -187,6 +205,14 @@ def run(rounds: int = 1, size_mib: int = 1024) -> Report:
                     samples[name].append(timed(sides[name], size))
                     print(f"round {index + 1}: {name} {samples[name][-1]:.1f} MiB/s", flush=True)
             rss, node_rss = peak_rss_mib(edge_pid), peak_rss_mib(node_pid)
+            crowd = {count: alternate(
+                rounds,
+                concurrent(lambda: tus_upload(edge_url, small,
+                                              {"Authorization": f"Bearer {token}"}),
+                           count, concurrent_mib * MIB),
+                concurrent(lambda: tus_upload(node_url, small, {}), count,
+                           concurrent_mib * MIB)) for count in concurrency}
+            crowd_rss = peak_rss_mib(edge_pid)
     figures = [
         figure("upload throughput vs @tus/server", "MiB/s", samples["vora"],
                samples["tus-node"], "@tus/server + @tus/s3-store", goal=">= 1.0x"),
@@ -194,7 +220,11 @@ def run(rounds: int = 1, size_mib: int = 1024) -> Report:
                samples["boto3"], "boto3 upload_file", goal=">= 0.8x"),
         Figure("server peak RSS", "MiB", rss, node_rss, "@tus/server + @tus/s3-store",
                higher_is_better=False),
+        *[figure(f"{count} concurrent {concurrent_mib} MiB uploads, total throughput", "MiB/s",
+                 *pair, f"@tus/server + @tus/s3-store, {count} at once", goal=">= 1.0x")
+          for count, pair in crowd.items()],
     ]
+    single = statistics.median(crowd[min(crowd)][0]) if crowd else 0.0
     notes = [f"{size_mib} MiB random file, {rounds} round(s), part {PART // MIB} MiB, "
              f"edge_parts_in_flight {settings.edge_parts_in_flight}, "
              f"tuspy PATCH {CLIENT_CHUNK // MIB} MiB; loopback into the stack's SeaweedFS",
@@ -202,16 +232,23 @@ def run(rounds: int = 1, size_mib: int = 1024) -> Report:
              f"(growth {rss - idle_rss:.0f} MiB, bounded by parts, not by the file size)",
              f"vora samples {samples['vora']} (spread {spread(samples['vora']):.0%})",
              "median MiB/s: " + ", ".join(
-                 f"{k} {statistics.median(v):.1f}" for k, v in samples.items())]
+                 f"{k} {statistics.median(v):.1f}" for k, v in samples.items()),
+             "concurrent uploads, edge total MiB/s relative to one upload: " + ", ".join(
+                 f"N={n}: {statistics.median(p[0]) / single:.2f}x" for n, p in crowd.items())
+             + f"; edge peak RSS after them {crowd_rss:.0f} MiB"]
     return Report("upload", figures, notes)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--size-mib", type=int, default=1024)
+    parser.add_argument("--concurrency", type=int, nargs="*", default=[1, 4, 16],
+                        help="concurrent uploads for the scaling figures (none: skip)")
+    parser.add_argument("--concurrent-mib", type=int, default=64,
+                        help="size of each concurrent upload")
     args = parser.parse_args()
-    report = run(args.rounds, args.size_mib)
+    report = run(args.rounds, args.size_mib, args.concurrency, args.concurrent_mib)
     show(report)
     print(f"wrote {save(report)}")
 

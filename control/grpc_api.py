@@ -19,6 +19,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from control import metrics
 from control.auth import Authenticator, Caller
+from control.capacity import CapacityReport, CapacityService
 from control.errors import ControlError
 from control.farm import FarmRegistry, NodeView
 from control.store import VideoRecord
@@ -196,8 +197,10 @@ def node_message(view: NodeView) -> farm_pb2.Node:
 
 
 class FarmServicer(farm_pb2_grpc.FarmServiceServicer):
-    def __init__(self, farm: FarmRegistry, auth: Authenticator, heartbeat_seconds: int) -> None:
+    def __init__(self, farm: FarmRegistry, auth: Authenticator, heartbeat_seconds: int,
+                 capacity: CapacityService | None = None) -> None:
         self.farm = farm
+        self.capacity = capacity
         self.auth = auth
         self.heartbeat_seconds = heartbeat_seconds
 
@@ -227,12 +230,26 @@ class FarmServicer(farm_pb2_grpc.FarmServiceServicer):
     @rpc
     async def GetCapacity(self, request: farm_pb2.GetCapacityRequest,
                           context: grpc.aio.ServicerContext) -> farm_pb2.GetCapacityResponse:
-        capacity = await self.farm.capacity(caller_of(self.auth, context))
+        caller = caller_of(self.auth, context)
+        if self.capacity is not None:
+            return capacity_message(await self.capacity.report(caller))
+        capacity = await self.farm.capacity(caller)
         return farm_pb2.GetCapacityResponse(
             slots=[farm_pb2.SlotCount(kind=s.kind, total=s.total, busy=s.busy, free=s.free)
                    for s in capacity.slots],
             backlog=capacity.backlog, nodes_online=capacity.nodes_online,
             nodes_lost=capacity.nodes_lost)
+
+
+def capacity_message(report: CapacityReport) -> farm_pb2.GetCapacityResponse:
+    capacity = report.capacity
+    return farm_pb2.GetCapacityResponse(
+        slots=[farm_pb2.SlotCount(kind=s.kind, total=s.total, busy=s.busy, free=s.free)
+               for s in capacity.slots],
+        backlog=report.backlog, jobs_per_hour=report.rates.jobs_per_hour,
+        output_minutes_per_hour=report.rates.output_minutes_per_hour,
+        estimated_drain_seconds=report.estimated_drain_seconds,
+        nodes_online=capacity.nodes_online, nodes_lost=capacity.nodes_lost)
 
 
 SERVICE_NAMES = [
@@ -243,11 +260,12 @@ SERVICE_NAMES = [
 
 
 def add_servicers(server: grpc.aio.Server, videos: VideoService, farm: FarmRegistry,
-                  auth: Authenticator, heartbeat_seconds: int) -> None:
+                  auth: Authenticator, heartbeat_seconds: int,
+                  capacity: CapacityService | None = None) -> None:
     # The generated registration functions are untyped.
     video_pb2_grpc.add_VideoServiceServicer_to_server(  # type: ignore[no-untyped-call]
         VideoServicer(videos, auth), server)
     upload_pb2_grpc.add_UploadCallbackServiceServicer_to_server(  # type: ignore[no-untyped-call]
         UploadCallbackServicer(videos, auth), server)
     farm_pb2_grpc.add_FarmServiceServicer_to_server(  # type: ignore[no-untyped-call]
-        FarmServicer(farm, auth, heartbeat_seconds), server)
+        FarmServicer(farm, auth, heartbeat_seconds, capacity), server)

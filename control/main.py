@@ -11,8 +11,9 @@ from typing import Any
 import grpc
 import tornado.httpserver
 
-from control import grpc_api, rest
+from control import dashboard, grpc_api, rest
 from control.auth import Authenticator
+from control.capacity import CapacityService, Sampler, SampleStore, TemporalBacklog
 from control.errors import ControlError
 from control.farm import FarmRegistry
 from control.relay import OutboxRelay, TemporalStarter
@@ -39,6 +40,7 @@ class Control:
     videos: VideoService
     farm: FarmRegistry
     auth: Authenticator
+    capacity: CapacityService
     grpc_server: grpc.aio.Server | None = None
     http_server: tornado.httpserver.HTTPServer | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -79,27 +81,33 @@ async def build(settings: Settings) -> Control:
     store = VideoStore(pool)
     starter = TemporalStarter(settings)
     relay = OutboxRelay(store, starter, settings.outbox_poll_seconds)
+    farm = FarmRegistry(settings, store)
     return Control(
         settings=settings, pool=pool, store=store, starter=starter, relay=relay,
         videos=VideoService(settings, store, on_outbox=relay.wake),
-        farm=FarmRegistry(settings, store), auth=Authenticator(settings))
+        farm=farm, auth=Authenticator(settings),
+        capacity=CapacityService(settings, farm, SampleStore(pool),
+                                 TemporalBacklog(settings, starter.client)))
 
 
 async def start(control: Control, *, relay: bool = True) -> None:
     settings = control.settings
     server = grpc.aio.server()
     grpc_api.add_servicers(server, control.videos, control.farm, control.auth,
-                           settings.node_heartbeat_seconds)
+                           settings.node_heartbeat_seconds, control.capacity)
     health = grpcio.add_health_and_reflection(server, grpc_api.SERVICE_NAMES)
     server.add_insecure_port(settings.control_grpc_target)
     await server.start()
     await grpcio.mark_serving(health, grpc_api.SERVICE_NAMES)
     control.grpc_server = server
-    app = rest.make_app(control.videos, control.auth, control.health)
+    app = rest.make_app(control.videos, control.auth, control.health,
+                        extra=dashboard.routes(control.capacity, control.farm, control.auth))
     control.http_server = web.listen(app, settings.control_host, settings.control_http_port,
                                      max_body_size=MAX_REST_BODY_BYTES)
     if relay:
         control.tasks.append(asyncio.create_task(control.relay.run(), name="outbox-relay"))
+    control.tasks.append(asyncio.create_task(Sampler(control.capacity).run(),
+                                             name="capacity-sampler"))
 
 
 async def stop(control: Control) -> None:

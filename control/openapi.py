@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from control.capacity_openapi import farm_paths, farm_schemas
 from control.videos import MAX_DESCRIPTION, MAX_PAGE_SIZE, MAX_PLAYBACK_TTL_SECONDS, MAX_TITLE
 
 _ERROR_REF = {"$ref": "#/components/schemas/Error"}
@@ -212,10 +213,12 @@ def openapi_document() -> dict[str, Any]:
                  "description": "Videos: create, upload (TUS at upload_url), complete, "
                                 "follow processing, play. Same logic as vora.v1.VideoService."},
         "security": [{"bearer": []}],
-        "paths": _paths(),
+        "paths": {**_paths(), **farm_paths()},
         "components": {
-            "schemas": _schemas(),
+            "schemas": {**_schemas(), **farm_schemas()},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
-                                           "bearerFormat": "JWT"}},
+                                           "bearerFormat": "JWT"},
+                                "serviceToken": {"type": "apiKey", "in": "header",
+                                                 "name": "x-vora-service-token"}},
         },
     }

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -254,8 +254,8 @@ class HealthHandler(JsonHandler):
         self.send_json(report, status=200 if report["status"] == "ok" else 503)
 
 
-def make_app(videos: VideoService, auth: Authenticator,
-             health: HealthProbe) -> tornado.web.Application:
+def make_app(videos: VideoService, auth: Authenticator, health: HealthProbe,
+             extra: Sequence[Any] = ()) -> tornado.web.Application:
     api = {"videos": videos, "auth": auth}
     return tornado.web.Application(
         [
@@ -267,6 +267,7 @@ def make_app(videos: VideoService, auth: Authenticator,
             (r"/openapi.json", OpenApiHandler),
             (r"/healthz", HealthHandler, {"probe": health}),
             (r"/metrics", MetricsHandler),
+            *extra,  # the farm capacity API and dashboard (control/dashboard.py)
         ],
         default_handler_class=NotFoundHandler,
     )

@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   ffmpeg postgresql clickhouse-server clickhouse-client varnish varnish-vmod-digest
   chromium chromium-driver nginx-light wrk curl xz-utils
+  prometheus  # only for the opt-in `vora dev up prometheus` (docs/capacity.md)
 )
 
 missing=()

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from rich.console import Console
 from rich.table import Table
 
-from vora import cli_videos, devstack, settings_doc
+from vora import cli_farm, cli_videos, devstack, settings_doc
 from vora.client import ClientError, mint_user_token
 from vora.config import Settings, SettingsError, load_settings
 
@@ -107,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="print docs/configuration.md (the defaults) instead")
     config.set_defaults(handler=_config)
     cli_videos.add_arguments(commands)
+    cli_farm.add_arguments(commands)
     return parser
 
 

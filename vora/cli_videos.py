@@ -11,6 +11,7 @@ import asyncio
 import os
 from pathlib import Path
 
+import grpc
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -24,6 +25,7 @@ from rich.progress import (
 from rich.table import Table
 
 from vora.client import (
+    DEFAULT_CHUNK_SIZE,
     ClientError,
     PendingUpload,
     UploadJournal,
@@ -35,7 +37,7 @@ from vora.client import (
 from vora.config import Settings
 from vora.v1 import video_pb2
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # ids and URLs stay on one line
 TERMINAL = (video_pb2.Video.STATE_READY, video_pb2.Video.STATE_FAILED)
 
 
@@ -61,6 +63,12 @@ def add_arguments(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     upload.add_argument("--title", default="")
     upload.add_argument("--description", default="")
     upload.add_argument("--wait", action="store_true", help="watch processing until done")
+    upload.add_argument("--chunk-size", type=_chunk_size, default=DEFAULT_CHUNK_SIZE,
+                        help="bytes per PATCH request (default 8 MiB); a lost chunk is "
+                             "sent again on resume")
+    upload.add_argument("--edge-url",
+                        help="send this run's TUS requests to this endpoint instead of the "
+                             "one control returns (e.g. through a proxy)")
     upload.set_defaults(handler=cmd_upload)
     status = command("status", "show a video's state")
     status.add_argument("video_id")
@@ -75,16 +83,35 @@ def add_arguments(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     remove.set_defaults(handler=cmd_rm)
 
 
+def _chunk_size(text: str) -> int:
+    size = int(text)
+    if not 64 * 1024 <= size <= 1024**3:
+        raise argparse.ArgumentTypeError("the chunk size is 64 KiB to 1 GiB")
+    return size
+
+
 def byte_progress() -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                     TransferSpeedColumn(), TimeRemainingColumn(), console=console)
 
 
 async def upload_and_complete(client: VideoClient, file: Path, size: int, title: str,
-                              description: str, journal: UploadJournal) -> video_pb2.Video:
+                              description: str, journal: UploadJournal,
+                              chunk_size: int = DEFAULT_CHUNK_SIZE,
+                              edge_url: str | None = None) -> video_pb2.Video:
     """Create the video (or resume its pending upload), upload with a progress bar,
     and complete it. An interrupted run leaves the journal entry for the next one."""
     pending = journal.get(file)
+    if pending is not None:
+        earlier = await _earlier_video(client, pending)
+        if earlier is not None and earlier.state != video_pb2.Video.STATE_CREATED:
+            journal.forget(file)  # completed by a run that stopped before forgetting it
+            return earlier
+        if earlier is None:
+            console.print(f"video {pending.video_id} of an earlier run is gone; "
+                          "starting a new upload")
+            journal.forget(file)
+            pending = None
     if pending is None:
         created = await client.create(title, description, size)
         pending = PendingUpload(created.video.id, created.upload_url, created.upload_token)
@@ -95,10 +122,22 @@ async def upload_and_complete(client: VideoClient, file: Path, size: int, title:
         task = bar.add_task(f"uploading {file.name}", total=size)
         upload_id = await asyncio.to_thread(
             tus_upload, file, pending, journal,
-            lambda done, total: bar.update(task, completed=done, total=total))
+            lambda done, total: bar.update(task, completed=done, total=total), chunk_size,
+            None, edge_url)
     video = await client.complete(pending.video_id, upload_id)
     journal.forget(file)
     return video
+
+
+async def _earlier_video(client: VideoClient,
+                         pending: PendingUpload) -> video_pb2.Video | None:
+    """The journal's video, or None when it was deleted since."""
+    try:
+        return await client.get(pending.video_id)
+    except ClientError as error:
+        if error.code == grpc.StatusCode.NOT_FOUND:
+            return None
+        raise
 
 
 async def _upload(settings: Settings, args: argparse.Namespace, size: int) -> str:
@@ -106,7 +145,7 @@ async def _upload(settings: Settings, args: argparse.Namespace, size: int) -> st
     async with VideoClient(settings, user_token(settings, args)) as client:
         video = await upload_and_complete(client, args.file, size,
                                           args.title or args.file.stem, args.description,
-                                          journal)
+                                          journal, args.chunk_size, args.edge_url)
         console.print(f"uploaded; video {video.id} is "
                       f"{video_pb2.Video.State.Name(video.state).removeprefix('STATE_')}")
         if args.wait:

@@ -8,6 +8,7 @@ after an interruption continues where it stopped instead of creating a new video
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -23,10 +24,16 @@ from vora.grpcio import insecure_channel
 from vora.v1 import video_pb2, video_pb2_grpc
 
 Progress = Callable[[int, int], None]
+DEFAULT_CHUNK_SIZE = 8 * 1024**2
+COMPLETE_WAIT_SECONDS = 30.0
 
 
 class ClientError(Exception):
     """A call to control or the edge failed; the message says what to do."""
+
+    def __init__(self, message: str, code: grpc.StatusCode | None = None) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def mint_user_token(settings: Settings, subject: str, ttl_seconds: int = 12 * 3600) -> str:
@@ -44,7 +51,7 @@ def mint_user_token(settings: Settings, subject: str, ttl_seconds: int = 12 * 36
 
 
 def _describe(error: grpc.aio.AioRpcError) -> ClientError:
-    return ClientError(f"{error.code().name}: {error.details()}")
+    return ClientError(f"{error.code().name}: {error.details()}", error.code())
 
 
 class VideoClient:
@@ -94,11 +101,28 @@ class VideoClient:
             if not token:
                 return videos
 
-    async def complete(self, video_id: str, upload_id: str) -> video_pb2.Video:
+    async def complete(self, video_id: str, upload_id: str,
+                       wait_seconds: float = COMPLETE_WAIT_SECONDS) -> video_pb2.Video:
+        """CompleteUpload, waiting for the edge's report of the finished upload.
+
+        The edge reports to control after answering the last PATCH (at least once, with
+        backoff), so control may not know the upload yet: "not complete" (the one
+        FAILED_PRECONDITION that goes away by itself) is retried for ``wait_seconds``."""
         request = video_pb2.CompleteUploadRequest(video_id=video_id, upload_id=upload_id)
-        response = await self._call("CompleteUpload", request)
-        video: video_pb2.Video = response.video
-        return video
+        deadline = time.monotonic() + wait_seconds
+        delay = 0.1
+        while True:
+            try:
+                response = await self._call("CompleteUpload", request)
+            except ClientError as error:
+                if (error.code != grpc.StatusCode.FAILED_PRECONDITION
+                        or "not complete" not in str(error) or time.monotonic() > deadline):
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            video: video_pb2.Video = response.video
+            return video
 
     async def playback_url(self, video_id: str) -> str:
         response = await self._call("GetPlaybackUrl",
@@ -163,29 +187,56 @@ class UploadJournal:
         self._write(data)
 
 
+def through(edge_url: str | None, location: str) -> str:
+    """The upload's URL at ``edge_url`` (a proxy or an internal address) when one is given;
+    the journal keeps the edge's own URL so a later run can go direct."""
+    if not edge_url or not location:
+        return location
+    return f"{edge_url.rstrip('/')}/{location.rstrip('/').rsplit('/', 1)[-1]}"
+
+
 def tus_upload(file: Path, pending: PendingUpload, journal: UploadJournal,
-               progress: Progress, chunk_size: int = 8 * 1024**2,
-               metadata: dict[str, str] | None = None) -> str:
+               progress: Progress, chunk_size: int = DEFAULT_CHUNK_SIZE,
+               metadata: dict[str, str] | None = None, edge_url: str | None = None) -> str:
     """Upload (or resume) ``file`` to the edge; returns the upload id. Blocking."""
     import requests
     from tusclient import client as tus_client
     from tusclient.exceptions import TusCommunicationError
 
-    tus = tus_client.TusClient(pending.upload_url,
+    tus = tus_client.TusClient(edge_url or pending.upload_url,
                                headers={"Authorization": f"Bearer {pending.upload_token}"})
-    uploader = tus.uploader(str(file), chunk_size=chunk_size, url=pending.location or None,
+    uploader = tus.uploader(str(file), chunk_size=chunk_size,
+                            url=through(edge_url, pending.location) or None,
                             metadata=metadata or {"filename": file.name}, retries=5,
                             retry_delay=2)
     try:
         if not pending.location:
-            uploader.set_url(uploader.create_url())
-            pending.location = uploader.url or ""
+            pending.location = uploader.create_url() or ""
             journal.put(file, pending)
+            uploader.set_url(through(edge_url, pending.location))
         _send_chunks(uploader, file.stat().st_size, progress)
     except (TusCommunicationError, requests.RequestException) as error:
-        raise ClientError(f"upload interrupted at {uploader.offset} bytes ({error}); "
-                          "run the same command again to resume") from None
+        raise ClientError(
+            f"the upload to the edge at {edge_url or pending.upload_url} stopped at "
+            f"{uploader.offset} of {file.stat().st_size} bytes: {_why(error)}; run the "
+            "same command again to resume") from None
     return pending.upload_id
+
+
+def _why(error: Exception) -> str:
+    """The part of a TUS failure a person can act on, without urllib3's nesting."""
+    from requests import ConnectionError as RequestsConnectionError
+    from tusclient.exceptions import TusCommunicationError
+
+    # tuspy wraps requests' errors (raise ... inside except: the original is the context).
+    if isinstance(error, RequestsConnectionError) or isinstance(
+            error.__context__, RequestsConnectionError):
+        return "no connection (is the edge running? `vora dev status`)"
+    if isinstance(error, TusCommunicationError) and error.status_code is not None:
+        body = error.response_content
+        text = body.decode(errors="replace") if isinstance(body, bytes) else str(body or "")
+        return f"the edge answered {error.status_code} {text}".strip()
+    return str(error)
 
 
 def _send_chunks(uploader: Any, total: int, progress: Progress) -> None:

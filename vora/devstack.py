@@ -39,6 +39,10 @@ INFRA = ("postgres", "s3", "temporal", "clickhouse")
 SERVICES = ("control", "worker", "edge", "farm", "gateway", "analytics")
 EDGE_OF_STACK = ("varnish",)
 ALL = (*INFRA, *SERVICES, *EDGE_OF_STACK)
+# Opt-in components: never started by a bare `vora dev up`; `vora dev up prometheus` starts
+# Debian's Prometheus scraping this stack (docs/capacity.md). Listed by status only while
+# running.
+OPTIONAL = ("prometheus",)
 
 
 class StackError(Exception):
@@ -155,10 +159,23 @@ def render_configs(settings: Settings) -> None:
     _render(templates / "seaweedfs-s3.json.j2", root / "seaweedfs" / "s3.json", **context)
     _render(REPO_ROOT / "varnish" / "vora.vcl.j2", root / "varnish" / "vora.vcl",
             **varnish_context(settings))
+    _render(templates / "prometheus.yml.j2", root / "prometheus" / "prometheus.yml",
+            targets=prometheus_targets(settings))
     _render(templates / "supervisord.conf.j2", root / "supervisord.conf",
             components=components(settings).values(), sock=supervisor_socket(settings),
             run_as_root=_is_root(),
             **context)
+
+
+def prometheus_targets(settings: Settings) -> list[tuple[str, str]]:
+    """(job, host:port) of every service's /metrics in this stack."""
+    s = settings
+    return [("control", f"{s.control_host}:{s.control_http_port}"),
+            ("control-worker", f"{s.control_host}:{s.control_worker_metrics_port}"),
+            ("edge", f"{s.edge_host}:{s.edge_port}"),
+            ("farm", f"{s.farm_host}:{s.farm_metrics_port}"),
+            ("gateway", f"{s.gateway_host}:{s.gateway_port}"),
+            ("analytics", f"{s.analytics_host}:{s.analytics_port}")]
 
 
 def varnish_context(settings: Settings) -> dict[str, object]:
@@ -267,6 +284,15 @@ def components(settings: Settings) -> dict[str, Component]:
         Component(
             "varnish", varnish, f"http://{s.varnish_host}:{s.varnish_port}",
             check_http(f"http://{s.varnish_host}:{s.varnish_port}/varnish/healthz"),
+        ),
+        Component(
+            "prometheus",
+            ["/usr/bin/prometheus", f"--config.file={root / 'prometheus' / 'prometheus.yml'}",
+             f"--storage.tsdb.path={root / 'prometheus' / 'data'}",
+             "--storage.tsdb.retention.time=2d",
+             f"--web.listen-address=127.0.0.1:{s.prometheus_port}"],
+            f"http://127.0.0.1:{s.prometheus_port}",
+            check_http(f"http://127.0.0.1:{s.prometheus_port}/-/ready"),
         ),
     ]
     return {c.name: c for c in entries}
@@ -436,13 +462,13 @@ def up(settings: Settings, names: Iterable[str] | None = None, timeout: float = 
        progress: Callable[[str], None] = lambda _: None) -> None:
     """Start (or keep) the named components, infrastructure first, and wait until healthy."""
     wanted = list(names or ALL)
-    unknown = set(wanted) - set(ALL)
+    unknown = set(wanted) - set(ALL) - set(OPTIONAL)
     if unknown:
         raise StackError(f"unknown components {sorted(unknown)}")
     render_configs(settings)
     _prepare_dirs(settings)
     _start_supervisor(settings)
-    for stage in (INFRA, SERVICES, EDGE_OF_STACK):
+    for stage in (INFRA, SERVICES, EDGE_OF_STACK, OPTIONAL):
         batch = [name for name in stage if name in wanted]
         if not batch:
             continue
@@ -499,6 +525,8 @@ def status(settings: Settings) -> list[ComponentStatus]:
     states = program_states(settings)
     rows = []
     for name, component in components(settings).items():
+        if name in OPTIONAL and states.get(name) != "RUNNING":
+            continue
         reason = health(component)
         rows.append(ComponentStatus(
             name=name, state=states.get(name, "STOPPED"), healthy=reason is None,

@@ -33,18 +33,19 @@ def _type_name(annotation: Any) -> str:
     return str(name) if name else str(annotation).replace("typing.", "")
 
 
-def rows(settings: Settings, *, mask: bool) -> list[tuple[str, str, str]]:
-    """(variable, type, value) per setting, in declaration order."""
+def rows(settings: Settings | None, *, mask: bool) -> list[tuple[str, str, str]]:
+    """(variable, type, value) per setting, in declaration order; the declared defaults
+    when ``settings`` is None (the environment is not read then)."""
     result = []
     for name, info in Settings.model_fields.items():
-        value = getattr(settings, name)
+        value = getattr(settings, name) if settings is not None else info.get_default(
+            call_default_factory=True, validated_data={})
         shown = "***" if mask and _is_secret(name) and value else _show(value)
         result.append((f"{ENV_PREFIX}{name.upper()}", _type_name(info.annotation), shown))
     return result
 
 
 def markdown() -> str:
-    defaults = Settings()
     lines = [
         "# Configuration",
         "",
@@ -57,7 +58,7 @@ def markdown() -> str:
         "| variable | type | default |",
         "|---|---|---|",
     ]
-    for variable, kind, value in rows(defaults, mask=False):
+    for variable, kind, value in rows(None, mask=False):
         cells = [cell.replace("|", "\\|") for cell in (variable, kind, value)]
         lines.append("| `{}` | {} | `{}` |".format(*cells))
     return "\n".join(lines) + "\n"
