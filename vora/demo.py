@@ -119,7 +119,10 @@ def print_urls(settings: Settings, video_id: str, playback: str) -> None:
     print(f"  player page   {player_url(settings, playback, video_id)}")
     dashboard = dashboard_url(settings)
     if dashboard:
-        print(f"  dashboard     {dashboard}")
+        # The dashboard reads operator data with the service token; on a development
+        # stack the URL carries it (the page moves it out of the address bar).
+        secret = f"#token={settings.service_token}" if settings.environment == "dev" else ""
+        print(f"  dashboard     {dashboard}{secret}")
     print(f"  Temporal UI   http://{temporal_host}:{settings.temporal_ui_port}")
     print(f"\n  try: ffplay '{playback}'   or   vora status {video_id}\n", flush=True)
 
