@@ -320,6 +320,14 @@ def supervisor_running(settings: Settings) -> bool:
     return conf.exists() and _ctl(settings, "pid", check=False).returncode == 0
 
 
+def pid(settings: Settings, name: str) -> int:
+    """The process id of a running component, as supervisord knows it (for fault drills)."""
+    out = _ctl(settings, "pid", name).stdout.strip()
+    if not out.isdigit() or out == "0":
+        raise StackError(f"{name} is not running: {out or 'no pid'}")
+    return int(out)
+
+
 def program_states(settings: Settings) -> dict[str, str]:
     if not supervisor_running(settings):
         return {}

@@ -7,8 +7,6 @@ import datetime as dt
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Callable
@@ -79,14 +77,6 @@ def test_outage_loses_nothing_and_counts_once(
     assert p99 < P99_BOUND_SECONDS, figures
 
 
-def _clickhouse_pid(settings: Settings) -> int:
-    ctl = Path(sys.executable).parent / "supervisorctl"
-    conf = devstack.home(settings) / "supervisord.conf"
-    out = subprocess.run([str(ctl), "-c", str(conf), "pid", "clickhouse"], check=True,
-                         capture_output=True, text=True).stdout
-    return int(out.strip())
-
-
 def test_a_hung_clickhouse_is_treated_like_a_down_one(
     start_ingester: Callable[..., Ingester], analytics_stack: Settings, clickhouse: Client,
 ) -> None:
@@ -100,7 +90,7 @@ def test_a_hung_clickhouse_is_treated_like_a_down_one(
     poster = Poster(ingester.url)
     for start in range(0, 5000, BATCH):
         assert poster.post(events[start:start + BATCH])[0] == 202
-    pid = _clickhouse_pid(analytics_stack)
+    pid = devstack.pid(analytics_stack, "clickhouse")
     os.kill(pid, signal.SIGSTOP)
     try:
         frozen = time.monotonic()

@@ -8,10 +8,9 @@ segments that exist."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -208,59 +207,22 @@ async def until_ffmpeg_runs(handle: WorkflowHandle[Any, Any],
         await asyncio.sleep(0.1)
 
 
-@pytest.mark.soak  # 20-45 s on 2 cores; test_workflows covers the path with a stand-in
-async def test_deleting_during_a_real_transcode_kills_ffmpeg_and_leaves_nothing(
-        client: Client, farm: Settings, tmp_path: Path) -> None:
-    # A short heartbeat timeout, so the cancel reaches the farm within ~8 s (with the
-    # next heartbeat, or as a heartbeat timeout when FFmpeg has not reported yet).
+@dataclass
+class RunningTranscode:
+    video: Video
+    handle: WorkflowHandle[Any, Any]
+    queue: str
+
+
+@contextlib.asynccontextmanager
+async def real_transcode_running(client: Client, farm: Settings, source: Path
+                                 ) -> AsyncIterator[RunningTranscode]:
+    """A conductor worker on a fresh queue, and a transcode of ``source`` on the stack's
+    real farm, yielded once FFmpeg runs. The short heartbeat timeout lets a cancel or a
+    killed farm be noticed within ~10 s: FFmpeg 5.1 reports its first progress block only
+    once every output (the thumbnail too) has started."""
     settings = farm.model_copy(update={"farm_heartbeat_timeout_seconds": 10})
-    video = upload_processing_video(farm, await make_source(tmp_path, "1280x720", 30))
-    bookkeeping = await create_bookkeeping(settings)
-    queue = f"conductor-e2e-{uuid.uuid4().hex}"
-    try:
-        async with conductor_worker(client, settings, queue, bookkeeping.activities()):
-            transcoding = await client.start_workflow(
-                jobs.TRANSCODE_WORKFLOW,
-                jobs.TranscodeWorkflowInput(video.video_id, video.upload_id),
-                id=jobs.transcode_workflow_id(video.video_id), task_queue=queue,
-                result_type=TranscodeOutcome, execution_timeout=RUN_TIMEOUT)
-            progress = await until_ffmpeg_runs(transcoding, video.video_id)
-            assert ffmpeg_pids(video.video_id), progress
-            with psycopg.connect(farm.pg_conninfo) as conn:
-                conn.execute("UPDATE videos SET deleted_at = now() WHERE id = %s",
-                             (video.video_id,))
-            await client.execute_workflow(
-                jobs.DELETE_WORKFLOW, jobs.DeleteWorkflowInput(video.video_id, video.upload_id),
-                id=jobs.delete_workflow_id(video.video_id), task_queue=queue,
-                execution_timeout=RUN_TIMEOUT)
-            described = await transcoding.describe()
-    finally:
-        await bookkeeping.close()
-
-    # CANCELED, not COMPLETED: the 30 s source is still encoding when the cancel lands.
-    assert described.status == WorkflowExecutionStatus.CANCELED, described.status
-    assert ffmpeg_pids(video.video_id) == []
-    assert keys(farm, farm.bucket_processed, storage.processed_prefix(video.video_id)) == set()
-    assert keys(farm, farm.bucket_raw, storage.raw_prefix(video.upload_id)) == set()
-    assert video_row(farm, video.video_id) is None
-
-
-def farm_pid(settings: Settings) -> int:
-    """The stack's farm process, as supervisord knows it."""
-    supervisorctl = Path(sys.executable).parent / "supervisorctl"
-    conf = devstack.home(settings) / "supervisord.conf"
-    out = subprocess.run([str(supervisorctl), "-c", str(conf), "pid", "farm"],
-                         capture_output=True, text=True, check=True).stdout
-    return int(out.strip())
-
-
-@pytest.mark.soak  # 30-60 s: waits out heartbeat timeouts of a real farm
-async def test_a_farm_worker_killed_mid_transcode_is_retried_to_a_consistent_ladder(
-        client: Client, farm: Settings, tmp_path: Path) -> None:
-    # The farm heartbeats with each FFmpeg progress block, and FFmpeg 5.1 writes the
-    # first one only once every output (the thumbnail too) has started: allow 10 s.
-    settings = farm.model_copy(update={"farm_heartbeat_timeout_seconds": 10})
-    video = upload_processing_video(farm, await make_source(tmp_path, "640x360", 8))
+    video = upload_processing_video(farm, source)
     bookkeeping = await create_bookkeeping(settings)
     queue = f"conductor-e2e-{uuid.uuid4().hex}"
     try:
@@ -272,14 +234,46 @@ async def test_a_farm_worker_killed_mid_transcode_is_retried_to_a_consistent_lad
                 result_type=TranscodeOutcome, execution_timeout=RUN_TIMEOUT)
             progress = await until_ffmpeg_runs(handle, video.video_id)
             assert ffmpeg_pids(video.video_id), progress
-            os.kill(farm_pid(farm), signal.SIGKILL)
-            for pid in ffmpeg_pids(video.video_id):  # its orphaned FFmpeg, in its own session
-                os.kill(pid, signal.SIGKILL)
-            # supervisord restarts the farm (autorestart=unexpected); wait until healthy.
-            await asyncio.to_thread(devstack.wait_healthy, farm, ["farm"], 60)
-            outcome = await handle.result()
+            yield RunningTranscode(video, handle, queue)
     finally:
         await bookkeeping.close()
+
+
+@pytest.mark.soak  # 20-45 s on 2 cores; test_workflows covers the path with a stand-in
+async def test_deleting_during_a_real_transcode_kills_ffmpeg_and_leaves_nothing(
+        client: Client, farm: Settings, tmp_path: Path) -> None:
+    source = await make_source(tmp_path, "1280x720", 30)
+    async with real_transcode_running(client, farm, source) as running:
+        video = running.video
+        with psycopg.connect(farm.pg_conninfo) as conn:
+            conn.execute("UPDATE videos SET deleted_at = now() WHERE id = %s",
+                         (video.video_id,))
+        await client.execute_workflow(
+            jobs.DELETE_WORKFLOW, jobs.DeleteWorkflowInput(video.video_id, video.upload_id),
+            id=jobs.delete_workflow_id(video.video_id), task_queue=running.queue,
+            execution_timeout=RUN_TIMEOUT)
+        described = await running.handle.describe()
+
+    # CANCELED, not COMPLETED: the 30 s source is still encoding when the cancel lands.
+    assert described.status == WorkflowExecutionStatus.CANCELED, described.status
+    assert ffmpeg_pids(video.video_id) == []
+    assert keys(farm, farm.bucket_processed, storage.processed_prefix(video.video_id)) == set()
+    assert keys(farm, farm.bucket_raw, storage.raw_prefix(video.upload_id)) == set()
+    assert video_row(farm, video.video_id) is None
+
+
+@pytest.mark.soak  # 30-60 s: waits out heartbeat timeouts of a real farm
+async def test_a_farm_worker_killed_mid_transcode_is_retried_to_a_consistent_ladder(
+        client: Client, farm: Settings, tmp_path: Path) -> None:
+    source = await make_source(tmp_path, "640x360", 8)
+    async with real_transcode_running(client, farm, source) as running:
+        video, handle = running.video, running.handle
+        os.kill(devstack.pid(farm, "farm"), signal.SIGKILL)
+        for pid in ffmpeg_pids(video.video_id):  # its orphaned FFmpeg, in its own session
+            os.kill(pid, signal.SIGKILL)
+        # supervisord restarts the farm (autorestart=unexpected); wait until healthy.
+        await asyncio.to_thread(devstack.wait_healthy, farm, ["farm"], 60)
+        outcome = await handle.result()
 
     assert outcome.state == "READY"
     history = await handle.fetch_history()
