@@ -35,13 +35,32 @@ class CompletionNotifier:
         self.max_delay = max_delay
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
-    def notify(self, info: UploadInfo) -> None:
-        """Start delivering unless a delivery for this upload is already running."""
-        if info.concat == "partial" or info.notified or info.id in self._tasks:
-            return
+    def notify(self, info: UploadInfo) -> asyncio.Task[None] | None:
+        """Start delivering unless a delivery for this upload is already running; returns
+        the delivery (None when there is nothing to deliver)."""
+        if info.concat == "partial" or info.notified:
+            return None
+        if info.id in self._tasks:
+            return self._tasks[info.id]
         task = asyncio.create_task(self._deliver(info))
         self._tasks[info.id] = task
         task.add_done_callback(lambda _: self._tasks.pop(info.id, None))
+        return task
+
+    async def notify_and_wait(self, info: UploadInfo, seconds: float) -> bool:
+        """Deliver, waiting at most ``seconds`` for control's acknowledgement: the final
+        PATCH answers after control knows the upload, so the app's CompleteUpload that
+        follows it does not race the callback. True when acknowledged in time; otherwise
+        delivery goes on in the background."""
+        task = self.notify(info)
+        if task is None or seconds <= 0:
+            return task is None
+        done, _ = await asyncio.wait({task}, timeout=seconds)
+        if not done:
+            metrics.CALLBACK_WAIT_TIMEOUTS.inc()
+            log.warning("control did not acknowledge in time; answering the client and "
+                        "delivering in the background", upload_id=info.id, waited=seconds)
+        return bool(done)
 
     async def _deliver(self, info: UploadInfo) -> None:
         request = upload_pb2.UploadCompletedRequest(

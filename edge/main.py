@@ -38,7 +38,7 @@ def build(settings: Settings) -> Edge:
     notifier_box: list[CompletionNotifier] = []
 
     async def on_complete(info: UploadInfo) -> None:
-        notifier_box[0].notify(info)
+        await notifier_box[0].notify_and_wait(info, settings.edge_callback_wait_seconds)
 
     limits = StoreLimits(
         max_size=settings.edge_max_upload_bytes, part_bytes=settings.edge_part_bytes,

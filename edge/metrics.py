@@ -12,6 +12,9 @@ UPLOADS_FAILED = Counter("edge_uploads_failed_total", "Write requests that faile
 UPLOADS_EXPIRED = Counter("edge_uploads_expired_total", "Unfinished uploads reclaimed by expiry")
 UPLOADS_ACTIVE = Gauge("edge_uploads_active", "Requests streaming bytes right now")
 CALLBACKS = Counter("edge_callbacks_total", "UploadCompleted calls to control", ["outcome"])
+CALLBACK_WAIT_TIMEOUTS = Counter(
+    "edge_callback_wait_timeouts_total",
+    "Final PATCHes answered before control acknowledged UploadCompleted")
 PATCH_SECONDS = Histogram(
     "edge_patch_seconds", "Duration of PATCH requests",
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300))

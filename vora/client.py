@@ -105,8 +105,9 @@ class VideoClient:
                        wait_seconds: float = COMPLETE_WAIT_SECONDS) -> video_pb2.Video:
         """CompleteUpload, waiting for the edge's report of the finished upload.
 
-        The edge reports to control after answering the last PATCH (at least once, with
-        backoff), so control may not know the upload yet: "not complete" (the one
+        The edge answers the last PATCH once control acknowledged its report of the upload
+        (edge_callback_wait_seconds), so control normally knows it already; when control
+        was slow the edge goes on reporting in the background, so "not complete" (the one
         FAILED_PRECONDITION that goes away by itself) is retried for ``wait_seconds``."""
         request = video_pb2.CompleteUploadRequest(video_id=video_id, upload_id=upload_id)
         deadline = time.monotonic() + wait_seconds

@@ -152,6 +152,10 @@ class Settings(BaseSettings):
     edge_cors_origins: list[str] = ["*"]
     edge_sweep_interval_seconds: PositiveFloat = 60.0  # expiry and callback re-delivery
     edge_parts_in_flight: PositiveInt = 2  # S3 part uploads overlapping the next part's receipt
+    # How long the final PATCH waits for control to acknowledge UploadCompleted before
+    # answering, so an app's CompleteUpload right after finds the upload known; past it
+    # the callback keeps retrying in the background (0: never wait).
+    edge_callback_wait_seconds: Annotated[float, Field(ge=0, le=60)] = 5.0
 
     # --- farm (transcoding worker) -------------------------------------------------------
     farm_host: str = "127.0.0.1"

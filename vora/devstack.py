@@ -401,11 +401,17 @@ def _create_database(settings: Settings) -> None:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(settings.pg_database)))
 
 
-def bootstrap(settings: Settings) -> None:
-    """Database, migrations and buckets; safe to run any number of times."""
-    _create_database(settings)
-    migrate_postgres(settings)
-    migrate_clickhouse(settings)
+def bootstrap(settings: Settings, names: Iterable[str] = ("postgres", "clickhouse", "s3")) -> None:
+    """Database, migrations and buckets of the named infrastructure components (those
+    running); safe to run any number of times."""
+    names = set(names)
+    if "postgres" in names:
+        _create_database(settings)
+        migrate_postgres(settings)
+    if "clickhouse" in names:
+        migrate_clickhouse(settings)
+    if "s3" not in names:
+        return
     client = storage.s3_client(settings)
     existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
     for bucket in (settings.bucket_raw, settings.bucket_processed):
@@ -488,7 +494,7 @@ def up(settings: Settings, names: Iterable[str] | None = None, timeout: float = 
         wait_healthy(settings, batch, timeout)
         if stage is INFRA:
             progress("applying migrations and creating buckets")
-            bootstrap(settings)
+            bootstrap(settings, batch)
 
 
 def stop(settings: Settings, names: Iterable[str]) -> None:

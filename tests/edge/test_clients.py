@@ -127,6 +127,34 @@ def test_callback_is_retried_until_control_acknowledges(
     raise AssertionError("the acknowledgement was never recorded")
 
 
+def test_the_last_patch_answers_after_control_acknowledged(
+    edge: EdgeProcess, token: str, control: Control,
+) -> None:
+    """An app calls CompleteUpload the moment tus says done: control must know by then."""
+    uploader = _client(edge, token).uploader(file_stream=io.BytesIO(b"x" * 1000))
+    uploader.upload()
+    known = {request.upload_id for request, _ in control.calls}
+    assert upload_id(_url(uploader)) in known
+
+
+def test_a_failing_control_holds_the_last_patch_only_until_the_bound(
+    edge_factory: Callable[..., EdgeProcess], token: str, control: Control,
+) -> None:
+    """Control refusing: the client is answered at VORA_EDGE_CALLBACK_WAIT_SECONDS, and the
+    report is still delivered once control accepts."""
+    edge = edge_factory(VORA_EDGE_CALLBACK_WAIT_SECONDS="1")
+    control.fail_first = 4  # refusals at ~0, 0.5, 1.5, 3.5 s; accepted at ~7.5 s
+    uploader = _client(edge, token).uploader(file_stream=io.BytesIO(b"y" * 1000))
+    started = time.monotonic()
+    uploader.upload()
+    answered = time.monotonic() - started
+    assert 0.9 < answered < 4, f"the last PATCH took {answered:.1f} s with a 1 s bound"
+    assert upload_id(_url(uploader)) not in {request.upload_id for request, _ in control.calls}
+    assert control.wait_for(upload_id(_url(uploader)), timeout=20).size_bytes == 1000
+    assert "edge_callback_wait_timeouts_total 1.0" in requests.get(
+        f"{edge.base}/metrics", timeout=5).text
+
+
 # --- browser ---------------------------------------------------------------------------------
 
 PAGE = """<!doctype html><meta charset="utf-8"><script src="/tus.min.js"></script>
