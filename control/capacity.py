@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from prometheus_client import Gauge
+from prometheus_client import Counter, Gauge
 from psycopg.types.json import Jsonb
 from temporalio.api.enums.v1 import TaskQueueKind, TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
@@ -48,6 +48,8 @@ _BACKLOG_CACHE_SECONDS = 1.0
 SLOTS = Gauge("control_farm_slots", "Farm job slots by kind and state (busy/free/total)",
               ["kind", "state"])
 NODES = Gauge("control_farm_nodes", "Registered farm nodes by state", ["state"])
+NODES_FORGOTTEN = Counter("control_farm_nodes_forgotten_total",
+                          "LOST nodes removed after node_forget_after_seconds of silence")
 BACKLOG = Gauge("control_farm_backlog", "Farm tasks waiting (Temporal backlog + requeued)")
 JOBS_PER_HOUR = Gauge("control_farm_jobs_per_hour", "Transcodes finished in the last hour")
 OUTPUT_MINUTES_PER_HOUR = Gauge("control_farm_output_minutes_per_hour",
@@ -288,6 +290,7 @@ class CapacityService:
 
     async def sample(self, caller: Caller) -> CapacityReport:
         """Take one sample now (the sampler's tick) and update the gauges."""
+        NODES_FORGOTTEN.inc(len(await self.farm.forget_silent(caller)))
         report = await self.report(caller)
         views = await self.farm.list_nodes(caller, include_lost=True)
         await self.samples.add_sample(Sample(

@@ -17,6 +17,9 @@ from control.auth import Caller
 from control.errors import InvalidArgument, NotFound
 from control.store import NodeRecord, VideoStore
 from vora.config import Settings
+from vora.logs import get_logger
+
+log = get_logger(__name__)
 
 _NODE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _MAX_GPUS = 64
@@ -79,6 +82,16 @@ class FarmRegistry:
         caller.require_service()
         views = [NodeView(n, self._state(n)) for n in await self.store.list_nodes()]
         return [v for v in views if include_lost or v.state != "LOST"]
+
+    async def forget_silent(self, caller: Caller) -> list[str]:
+        """Delete nodes silent for node_forget_after_seconds (decommissioned, or gone for
+        good); a node that comes back later is told NOT_FOUND and registers again."""
+        caller.require_service()
+        forgotten = await self.store.forget_nodes(self.settings.node_forget_after_seconds)
+        for node_id in forgotten:
+            log.info("forgot a long-lost farm node", node_id=node_id,
+                     silent_for_seconds=self.settings.node_forget_after_seconds)
+        return forgotten
 
     async def capacity(self, caller: Caller) -> Capacity:
         caller.require_service()

@@ -345,6 +345,14 @@ class VideoStore:
                 " WHERE node_id = %s", [*values, node_id])
             return result.rowcount == 1
 
+    async def forget_nodes(self, silent_for_seconds: float) -> list[str]:
+        """Delete the nodes whose last heartbeat is older than that; their ids."""
+        async with self._tx() as conn:
+            rows = await _all(
+                conn, "DELETE FROM nodes WHERE last_seen_at < now() - make_interval(secs => %s)"
+                " RETURNING node_id", (silent_for_seconds,))
+            return [str(row["node_id"]) for row in rows]
+
     async def list_nodes(self) -> list[NodeRecord]:
         rows = await self._read("SELECT * FROM nodes ORDER BY node_id", ())
         return [NodeRecord(**row) for row in rows]

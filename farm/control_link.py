@@ -67,6 +67,7 @@ class ControlLink:
         self.version = version
         self.draining = draining
         self.node_id = ""
+        self.registered = False
         self.interval = float(settings.node_heartbeat_seconds)
         self.metadata = ((grpcio.SERVICE_TOKEN_METADATA, settings.service_token),)
 
@@ -99,15 +100,16 @@ class ControlLink:
                     log.warning("control unreachable; will retry", code=exc.code().name,
                                 reason=exc.details(), retry_in=backoff)
                     if exc.code() == grpc.StatusCode.NOT_FOUND:
-                        self.node_id = ""
+                        self.registered = False  # forgotten: register again, same id
                     await asyncio.sleep(backoff)
                     backoff = min(MAX_BACKOFF_SECONDS, backoff * 2)
 
     async def beat(self, stub: farm_pb2_grpc.FarmServiceStub) -> None:
-        if not self.node_id:
+        if not self.registered:
             reply = await stub.RegisterNode(farm_pb2.RegisterNodeRequest(node=self.node()),
                                             metadata=self.metadata, timeout=RPC_TIMEOUT_SECONDS)
             self.node_id = reply.node_id
+            self.registered = True
             if reply.heartbeat_interval_seconds > 0:
                 self.interval = float(reply.heartbeat_interval_seconds)
             log.info("registered with control", node_id=self.node_id, host=platform.node())

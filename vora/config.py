@@ -136,6 +136,9 @@ class Settings(BaseSettings):
     outbox_poll_seconds: PositiveFloat = 0.5
     node_lost_after_seconds: PositiveFloat = 30.0
     node_heartbeat_seconds: PositiveInt = 5
+    # A LOST node is forgotten (its row deleted) this long after its last heartbeat, so
+    # decommissioned nodes leave the dashboard; one that comes back registers again.
+    node_forget_after_seconds: PositiveFloat = 7 * 24 * 3600.0
     # --- farm capacity (control/capacity.py) ---------------------------------------------
     capacity_sample_seconds: PositiveFloat = 15.0  # farm_samples rows; the dashboard's charts
     prometheus_port: Port = 9090  # the opt-in `vora dev up prometheus`

@@ -36,6 +36,7 @@ from vora.config import Settings
 
 NAMESPACE = "vora-capacity-tests"
 LOST_AFTER_SECONDS = 3.0
+FORGET_AFTER_SECONDS = 600.0  # tests backdate a node's last heartbeat past it
 # The activity heartbeat timeout the tests' transcode workflow uses; control must know it
 # to tell whether Temporal already counts a lost node's job in its backlog.
 ACTIVITY_HEARTBEAT_TIMEOUT_SECONDS = 8
@@ -132,6 +133,7 @@ def capacity_settings(settings: Settings) -> Iterator[Settings]:
         "temporal_namespace": NAMESPACE, "control_grpc_port": free_port(),
         "control_http_port": free_port(), "node_lost_after_seconds": LOST_AFTER_SECONDS,
         "node_heartbeat_seconds": 1, "capacity_sample_seconds": 1.0,
+        "node_forget_after_seconds": FORGET_AFTER_SECONDS,
         "farm_heartbeat_timeout_seconds": ACTIVITY_HEARTBEAT_TIMEOUT_SECONDS})
     drop_database(fresh)
 
@@ -153,7 +155,7 @@ def control(capacity_settings: Settings, tmp_path_factory: pytest.TempPathFactor
     log = tmp_path_factory.mktemp("control") / "control.log"
     env = _env(s, control_grpc_port=s.control_grpc_port, control_http_port=s.control_http_port,
                node_lost_after_seconds=s.node_lost_after_seconds, node_heartbeat_seconds=1,
-               capacity_sample_seconds=1,
+               capacity_sample_seconds=1, node_forget_after_seconds=FORGET_AFTER_SECONDS,
                farm_heartbeat_timeout_seconds=ACTIVITY_HEARTBEAT_TIMEOUT_SECONDS)
     with log.open("wb") as out:
         process = subprocess.Popen([sys.executable, "-m", "control.main"], cwd=ROOT, env=env,

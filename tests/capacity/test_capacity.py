@@ -15,12 +15,19 @@ from collections.abc import Iterator
 from typing import Any
 
 import grpc
+import psycopg
 import pytest
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from tests.capacity.backlog_workflow import QueueFarmTasks
-from tests.capacity.conftest import LOST_AFTER_SECONDS, NAMESPACE, ControlProcess, wait_for
+from tests.capacity.conftest import (
+    FORGET_AFTER_SECONDS,
+    LOST_AFTER_SECONDS,
+    NAMESPACE,
+    ControlProcess,
+    wait_for,
+)
 from tests.capacity.farm_node import ReportingNode, l4_gpu, running_job
 from vora.grpcio import SERVICE_TOKEN_METADATA
 from vora.v1 import farm_pb2, farm_pb2_grpc
@@ -92,6 +99,40 @@ def test_a_killed_worker_is_lost_and_its_slots_leave_the_capacity(
     assert capacity["nodes_lost"] >= 1
     live = control.api("/v1/farm/nodes?include_lost=false")["nodes"]
     assert farm.node_id not in {n["node_id"] for n in live}
+
+
+def _silence(control: ControlProcess, node_id: str, seconds: float) -> None:
+    """Make the node's last heartbeat ``seconds`` old, as if it had been gone that long."""
+    with psycopg.connect(control.settings.pg_conninfo, autocommit=True) as conn:
+        conn.execute("UPDATE nodes SET last_seen_at = now() - make_interval(secs => %s)"
+                     " WHERE node_id = %s", (seconds, node_id))
+
+
+def test_a_long_lost_node_is_forgotten_and_a_live_one_registers_again_with_its_id(
+        control: ControlProcess, start_farm: Any, reporting_node: ReportingNode) -> None:
+    """Decommissioned nodes leave the registry after node_forget_after_seconds; a node
+    merely LOST stays listed; a worker control forgot comes back under the same id."""
+    lost = reporting_node.register([], [], cpu_slots=1)
+    _silence(control, lost, LOST_AFTER_SECONDS + 60)
+    gone = ReportingNode(control.settings.control_grpc_target, control.settings.service_token,
+                         f"retired-{secrets.token_hex(3)}")
+    try:
+        gone_id = gone.register([], [], cpu_slots=1)
+        _silence(control, gone_id, FORGET_AFTER_SECONDS + 60)
+        wait_for(lambda: control.node(gone_id) is None, 5, "the retired node to be forgotten")
+    finally:
+        gone.close()
+    assert control.known_node(lost)["state"] == "LOST"
+    with urllib.request.urlopen(f"{control.base}/metrics", timeout=5) as reply:  # noqa: S310
+        assert "control_farm_nodes_forgotten_total 1.0" in reply.read().decode()
+
+    farm = start_farm(cpu_slots=1)
+    _silence(control, farm.node_id, FORGET_AFTER_SECONDS + 60)  # e.g. a long partition
+    wait_for(lambda: control.node(farm.node_id) is None, 5, "the worker to be forgotten")
+    node = wait_for(lambda: control.node(farm.node_id), 10,
+                    "the worker to register again under its id")
+    assert node["state"] == "ONLINE"
+    assert node["cpu_slots_total"] == 1
 
 
 def test_a_lost_nodes_jobs_are_shown_requeued_and_counted_in_the_backlog(
