@@ -249,7 +249,11 @@ def capacity_message(report: CapacityReport) -> farm_pb2.GetCapacityResponse:
         backlog=report.backlog, jobs_per_hour=report.rates.jobs_per_hour,
         output_minutes_per_hour=report.rates.output_minutes_per_hour,
         estimated_drain_seconds=report.estimated_drain_seconds,
-        nodes_online=capacity.nodes_online, nodes_lost=capacity.nodes_lost)
+        nodes_online=capacity.nodes_online, nodes_lost=capacity.nodes_lost,
+        temporal_backlog=report.temporal_backlog, backlog_error=report.temporal_error,
+        requeued_jobs=[farm_pb2.RequeuedJob(
+            video_id=j.video_id, pipeline=j.pipeline, lost_node_id=j.lost_node_id,
+            pending_in_temporal=j.pending_in_temporal) for j in report.requeued])
 
 
 SERVICE_NAMES = [

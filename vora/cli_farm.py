@@ -47,7 +47,15 @@ def _ago(node: farm_pb2.Node, now: datetime) -> str:
     return f"{max(0, int((now - seen).total_seconds()))} s ago"
 
 
-def nodes_table(nodes: list[farm_pb2.Node], now: datetime | None = None) -> Table:
+def job_status(node: farm_pb2.Node, job: farm_pb2.RunningJob, requeued: set[str]) -> str:
+    """A LOST node's job is requeued unless a live node already runs that video again."""
+    if node.state != farm_pb2.Node.STATE_LOST:
+        return "running"
+    return "requeued" if job.video_id in requeued else "running elsewhere"
+
+
+def nodes_table(nodes: list[farm_pb2.Node], requeued: set[str],
+                now: datetime | None = None) -> Table:
     now = now or datetime.now(UTC)
     table = Table(title="Farm nodes")
     for column in ("node", "host", "state", "last seen", "CPU slots", "GPUs", "jobs",
@@ -60,9 +68,8 @@ def nodes_table(nodes: list[farm_pb2.Node], now: datetime | None = None) -> Tabl
             f" {g.decoder_utilization}% mem {g.memory_used_bytes / 1024**3:.1f}/"
             f"{g.memory_total_bytes / 1024**3:.1f} GiB slots {g.slots_busy}/{g.slots_total}"
             for g in node.gpus) or "none (CPU only)"
-        status = "requeued" if node.state == farm_pb2.Node.STATE_LOST else "running"
-        jobs = "\n".join(f"{j.video_id} {j.pipeline} {j.percent:.0f}% {status}"
-                         for j in node.running_jobs) or "-"
+        jobs = "\n".join(f"{j.video_id} {j.pipeline} {j.percent:.0f}%"
+                         f" {job_status(node, j, requeued)}" for j in node.running_jobs) or "-"
         table.add_row(node.node_id, node.hostname, state_name(node), _ago(node, now),
                       f"{node.cpu_slots_busy}/{node.cpu_slots_total}", gpus, jobs,
                       f"{node.jobs_completed} jobs, {node.output_seconds / 60:.1f} min")
@@ -88,6 +95,10 @@ def capacity_tables(capacity: farm_pb2.GetCapacityResponse) -> list[Table]:
     summary.add_column("value", justify="right")
     for name, value in (
         ("backlog (tasks waiting)", str(capacity.backlog)),
+        ("  in Temporal's queue", str(capacity.temporal_backlog)
+         if capacity.HasField("temporal_backlog")
+         else f"unknown ({capacity.backlog_error or 'Temporal did not answer'})"),
+        ("  requeued from lost nodes", str(len(capacity.requeued_jobs))),
         ("jobs per hour", f"{capacity.jobs_per_hour:.1f}"),
         ("output minutes per hour", f"{capacity.output_minutes_per_hour:.1f}"),
         ("time to drain", _drain(capacity.estimated_drain_seconds, capacity.backlog)),
@@ -99,11 +110,11 @@ def capacity_tables(capacity: farm_pb2.GetCapacityResponse) -> list[Table]:
 
 
 def cmd_nodes(settings: Settings, args: argparse.Namespace) -> int:
-    nodes, _ = asyncio.run(fetch(settings, include_lost=not args.live))
+    nodes, capacity = asyncio.run(fetch(settings, include_lost=not args.live))
     if not nodes:
         Console().print("no farm node has registered with control")
         return 0
-    Console().print(nodes_table(nodes))
+    Console().print(nodes_table(nodes, {j.video_id for j in capacity.requeued_jobs}))
     return 0
 
 

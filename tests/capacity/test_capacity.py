@@ -163,6 +163,23 @@ def test_a_lost_nodes_jobs_are_shown_requeued_and_counted_in_the_backlog(
     pending = sum(j["counted_in_backlog"] for j in capacity["requeued_jobs"])
     assert capacity["backlog"] == (capacity["temporal_backlog"] or 0) + pending
 
+    # gRPC gives operators the same split, and `vora nodes` marks the job requeued.
+    channel, stub, metadata = grpc_farm(control)
+    with channel:
+        reply = stub.GetCapacity(farm_pb2.GetCapacityRequest(), metadata=metadata, timeout=5)
+    grpc_requeued = {j.video_id: j for j in reply.requeued_jobs}
+    assert grpc_requeued[job.video_id].lost_node_id == node_id
+    assert reply.HasField("temporal_backlog") and reply.backlog_error == ""
+    assert reply.backlog == reply.temporal_backlog + sum(
+        j.pending_in_temporal for j in reply.requeued_jobs)
+    env = {**os.environ, "VORA_CONTROL_GRPC_PORT": str(control.settings.control_grpc_port),
+           "COLUMNS": "250"}
+    listing = subprocess.run([sys.executable, "-c", "from vora.cli import main; main()",
+                              "nodes"], env=env, capture_output=True, text=True, timeout=30,
+                             check=True).stdout
+    row = next(line for line in listing.splitlines() if job.video_id in line)
+    assert "requeued" in row and "elsewhere" not in row
+
 
 def test_throughput_and_drain_time_follow_the_nodes_counters(
         control: ControlProcess, reporting_node: ReportingNode) -> None:
@@ -265,3 +282,4 @@ def test_cli_prints_nodes_and_capacity_over_grpc(control: ControlProcess,
     capacity = subprocess.run([*vora, "capacity"], env=env, capture_output=True, text=True,
                               timeout=30, check=True).stdout
     assert "cpu" in capacity and "jobs per hour" in capacity and "backlog" in capacity
+    assert "in Temporal's queue" in capacity and "requeued from lost nodes" in capacity

@@ -159,7 +159,7 @@ class GetCapacityRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetCapacityResponse(_message.Message):
-    __slots__ = ("slots", "backlog", "jobs_per_hour", "output_minutes_per_hour", "estimated_drain_seconds", "nodes_online", "nodes_lost")
+    __slots__ = ("slots", "backlog", "jobs_per_hour", "output_minutes_per_hour", "estimated_drain_seconds", "nodes_online", "nodes_lost", "temporal_backlog", "backlog_error", "requeued_jobs")
     SLOTS_FIELD_NUMBER: _ClassVar[int]
     BACKLOG_FIELD_NUMBER: _ClassVar[int]
     JOBS_PER_HOUR_FIELD_NUMBER: _ClassVar[int]
@@ -167,6 +167,9 @@ class GetCapacityResponse(_message.Message):
     ESTIMATED_DRAIN_SECONDS_FIELD_NUMBER: _ClassVar[int]
     NODES_ONLINE_FIELD_NUMBER: _ClassVar[int]
     NODES_LOST_FIELD_NUMBER: _ClassVar[int]
+    TEMPORAL_BACKLOG_FIELD_NUMBER: _ClassVar[int]
+    BACKLOG_ERROR_FIELD_NUMBER: _ClassVar[int]
+    REQUEUED_JOBS_FIELD_NUMBER: _ClassVar[int]
     slots: _containers.RepeatedCompositeFieldContainer[SlotCount]
     backlog: int
     jobs_per_hour: float
@@ -174,4 +177,19 @@ class GetCapacityResponse(_message.Message):
     estimated_drain_seconds: float
     nodes_online: int
     nodes_lost: int
-    def __init__(self, slots: _Optional[_Iterable[_Union[SlotCount, _Mapping]]] = ..., backlog: _Optional[int] = ..., jobs_per_hour: _Optional[float] = ..., output_minutes_per_hour: _Optional[float] = ..., estimated_drain_seconds: _Optional[float] = ..., nodes_online: _Optional[int] = ..., nodes_lost: _Optional[int] = ...) -> None: ...
+    temporal_backlog: int
+    backlog_error: str
+    requeued_jobs: _containers.RepeatedCompositeFieldContainer[RequeuedJob]
+    def __init__(self, slots: _Optional[_Iterable[_Union[SlotCount, _Mapping]]] = ..., backlog: _Optional[int] = ..., jobs_per_hour: _Optional[float] = ..., output_minutes_per_hour: _Optional[float] = ..., estimated_drain_seconds: _Optional[float] = ..., nodes_online: _Optional[int] = ..., nodes_lost: _Optional[int] = ..., temporal_backlog: _Optional[int] = ..., backlog_error: _Optional[str] = ..., requeued_jobs: _Optional[_Iterable[_Union[RequeuedJob, _Mapping]]] = ...) -> None: ...
+
+class RequeuedJob(_message.Message):
+    __slots__ = ("video_id", "pipeline", "lost_node_id", "pending_in_temporal")
+    VIDEO_ID_FIELD_NUMBER: _ClassVar[int]
+    PIPELINE_FIELD_NUMBER: _ClassVar[int]
+    LOST_NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    PENDING_IN_TEMPORAL_FIELD_NUMBER: _ClassVar[int]
+    video_id: str
+    pipeline: str
+    lost_node_id: str
+    pending_in_temporal: bool
+    def __init__(self, video_id: _Optional[str] = ..., pipeline: _Optional[str] = ..., lost_node_id: _Optional[str] = ..., pending_in_temporal: _Optional[bool] = ...) -> None: ...
