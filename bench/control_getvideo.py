@@ -49,7 +49,7 @@ class EchoVideoService(video_pb2_grpc.VideoServiceServicer):
 
 async def serve_echo(port: int) -> None:
     server = grpc.aio.server()
-    video_pb2_grpc.add_VideoServiceServicer_to_server(EchoVideoService(), server)  # type: ignore[no-untyped-call]
+    video_pb2_grpc.add_VideoServiceServicer_to_server(EchoVideoService(), server)
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
     await server.wait_for_termination()
@@ -85,7 +85,7 @@ async def load(target: str, request: video_pb2.GetVideoRequest,
     latencies: list[float] = []
     errors = 0
     async with grpc.aio.insecure_channel(target) as channel:
-        stub = video_pb2_grpc.VideoServiceStub(channel)  # type: ignore[no-untyped-call]
+        stub = video_pb2_grpc.VideoServiceStub(channel)
         await stub.GetVideo(request, metadata=metadata)  # warm the connection
         stop_at = time.perf_counter() + seconds
 
@@ -149,7 +149,7 @@ async def prepare(settings: Settings, vora: str, echo: str) -> tuple[
     await wait_ready(echo)
     metadata = (("authorization", f"Bearer {mint_token(settings, 'bench-user')}"),)
     async with grpc.aio.insecure_channel(vora) as channel:
-        stub = video_pb2_grpc.VideoServiceStub(channel)  # type: ignore[no-untyped-call]
+        stub = video_pb2_grpc.VideoServiceStub(channel)
         created = await stub.CreateVideo(video_pb2.CreateVideoRequest(title="bench"),
                                          metadata=metadata)
     return video_pb2.GetVideoRequest(video_id=created.video.id), metadata

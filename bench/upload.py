@@ -80,7 +80,7 @@ def control_sink() -> Iterator[int]:
         nonlocal stop
         stop = asyncio.Event()
         server = grpc.aio.server()
-        upload_pb2_grpc.add_UploadCallbackServiceServicer_to_server(  # type: ignore[no-untyped-call]
+        upload_pb2_grpc.add_UploadCallbackServiceServicer_to_server(
             Sink(), server)
         server.add_insecure_port(f"127.0.0.1:{port}")
         await server.start()

@@ -27,7 +27,7 @@ class CompletionNotifier:
                  on_ack: Callable[[str], Awaitable[None]],
                  first_delay: float = 0.5, max_delay: float = 30.0) -> None:
         self.channel = insecure_channel(target)
-        self.stub = upload_pb2_grpc.UploadCallbackServiceStub(  # type: ignore[no-untyped-call]
+        self.stub = upload_pb2_grpc.UploadCallbackServiceStub(
             self.channel)
         self.metadata = ((SERVICE_TOKEN_METADATA, service_token),)
         self.on_ack = on_ack

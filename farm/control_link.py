@@ -90,7 +90,7 @@ class ControlLink:
         """Register, then heartbeat forever; re-register when control forgets the node."""
         backoff = 1.0
         async with grpcio.insecure_channel(self.settings.control_grpc_target) as channel:
-            stub = farm_pb2_grpc.FarmServiceStub(channel)  # type: ignore[no-untyped-call]
+            stub = farm_pb2_grpc.FarmServiceStub(channel)
             while True:
                 try:
                     await self.beat(stub)
@@ -104,7 +104,7 @@ class ControlLink:
                     await asyncio.sleep(backoff)
                     backoff = min(MAX_BACKOFF_SECONDS, backoff * 2)
 
-    async def beat(self, stub: farm_pb2_grpc.FarmServiceStub) -> None:
+    async def beat(self, stub: farm_pb2_grpc.FarmServiceAsyncStub) -> None:
         if not self.registered:
             reply = await stub.RegisterNode(farm_pb2.RegisterNodeRequest(node=self.node()),
                                             metadata=self.metadata, timeout=RPC_TIMEOUT_SECONDS)

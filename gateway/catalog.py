@@ -89,7 +89,7 @@ class GrpcVideoCatalog:
 
     def __init__(self, target: str, service_token: str, timeout_seconds: float = 1.0) -> None:
         self._channel = insecure_channel(target)
-        self._stub = video_pb2_grpc.VideoServiceStub(self._channel)  # type: ignore[no-untyped-call]
+        self._stub = video_pb2_grpc.VideoServiceStub(self._channel)
         self._metadata = ((SERVICE_TOKEN_METADATA, service_token),)
         self._timeout = timeout_seconds
 

@@ -26,7 +26,7 @@ async def fetch(settings: Settings, include_lost: bool = True
                 ) -> tuple[list[farm_pb2.Node], farm_pb2.GetCapacityResponse]:
     metadata = ((SERVICE_TOKEN_METADATA, settings.service_token),)
     async with insecure_channel(settings.control_grpc_target) as channel:
-        stub = farm_pb2_grpc.FarmServiceStub(channel)  # type: ignore[no-untyped-call]
+        stub = farm_pb2_grpc.FarmServiceStub(channel)
         try:
             nodes = await stub.ListNodes(farm_pb2.ListNodesRequest(include_lost=include_lost),
                                          metadata=metadata, timeout=RPC_TIMEOUT_SECONDS)

@@ -59,7 +59,7 @@ class VideoClient:
 
     def __init__(self, settings: Settings, user_token: str) -> None:
         self._channel = insecure_channel(settings.control_grpc_target)
-        self._stub = video_pb2_grpc.VideoServiceStub(self._channel)  # type: ignore[no-untyped-call]
+        self._stub = video_pb2_grpc.VideoServiceStub(self._channel)
         self._metadata = (("authorization", f"Bearer {user_token}"),)
 
     async def close(self) -> None:

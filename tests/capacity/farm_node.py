@@ -25,7 +25,7 @@ def l4_gpu(busy: int) -> farm_pb2.Gpu:
 class ReportingNode:
     def __init__(self, grpc_target: str, service_token: str, hostname: str) -> None:
         self.channel = grpc.insecure_channel(grpc_target)
-        self.stub = farm_pb2_grpc.FarmServiceStub(self.channel)  # type: ignore[no-untyped-call]
+        self.stub = farm_pb2_grpc.FarmServiceStub(self.channel)
         self.metadata = ((SERVICE_TOKEN_METADATA, service_token),)
         self.hostname = hostname
         self.node_id = ""

@@ -47,7 +47,7 @@ def reporting_node(control: ControlProcess) -> Iterator[ReportingNode]:
 
 def grpc_farm(control: ControlProcess) -> tuple[grpc.Channel, Any, Any]:
     channel = grpc.insecure_channel(control.settings.control_grpc_target)
-    stub = farm_pb2_grpc.FarmServiceStub(channel)  # type: ignore[no-untyped-call]
+    stub = farm_pb2_grpc.FarmServiceStub(channel)
     return channel, stub, ((SERVICE_TOKEN_METADATA, control.settings.service_token),)
 
 

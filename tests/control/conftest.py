@@ -121,12 +121,12 @@ async def channel(control: control_main.Control) -> AsyncIterator[grpc.aio.Chann
 
 @pytest.fixture(scope="session")
 def videos_stub(channel: grpc.aio.Channel) -> video_pb2_grpc.VideoServiceStub:
-    return video_pb2_grpc.VideoServiceStub(channel)  # type: ignore[no-untyped-call]
+    return video_pb2_grpc.VideoServiceStub(channel)
 
 
 @pytest.fixture(scope="session")
 def uploads_stub(channel: grpc.aio.Channel) -> upload_pb2_grpc.UploadCallbackServiceStub:
-    return upload_pb2_grpc.UploadCallbackServiceStub(channel)  # type: ignore[no-untyped-call]
+    return upload_pb2_grpc.UploadCallbackServiceStub(channel)
 
 
 @pytest.fixture(scope="session")

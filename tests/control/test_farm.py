@@ -18,7 +18,7 @@ Metadata = tuple[tuple[str, str], ...]
 
 @pytest.fixture
 def farm_stub(channel: grpc.aio.Channel) -> farm_pb2_grpc.FarmServiceStub:
-    return farm_pb2_grpc.FarmServiceStub(channel)  # type: ignore[no-untyped-call]
+    return farm_pb2_grpc.FarmServiceStub(channel)
 
 
 def gpu(index: int, nvenc: bool, total: int, busy: int) -> farm_pb2.Gpu:

@@ -84,7 +84,7 @@ def control(stack: Settings) -> Iterator[Control]:
 
     async def serve() -> None:
         server = grpc.aio.server()
-        upload_pb2_grpc.add_UploadCallbackServiceServicer_to_server(  # type: ignore[no-untyped-call]
+        upload_pb2_grpc.add_UploadCallbackServiceServicer_to_server(
             _Servicer(control, stack.service_token), server)
         server.add_insecure_port(f"127.0.0.1:{control.port}")
         await server.start()

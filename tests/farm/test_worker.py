@@ -91,7 +91,7 @@ async def test_control_link_registers_and_heartbeats_with_the_service_token(
                            gpus=[FakeGpu("NVIDIA GeForce RTX 4080", "GPU-4080")]), has_nvenc)
     servicer = RecordingFarmService()
     server = grpc.aio.server()
-    farm_pb2_grpc.add_FarmServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+    farm_pb2_grpc.add_FarmServiceServicer_to_server(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")
     link = ControlLink(settings.model_copy(update={"control_grpc_port": port}), allocator,
                        JobBook(), "ffmpeg test")

@@ -85,7 +85,7 @@ class ControlServer:
 
     async def _start(self) -> None:
         self._server = grpc.aio.server()
-        video_pb2_grpc.add_VideoServiceServicer_to_server(  # type: ignore[no-untyped-call]
+        video_pb2_grpc.add_VideoServiceServicer_to_server(
             self.service, self._server)
         self.port = self._server.add_insecure_port("127.0.0.1:0")
         await self._server.start()
