@@ -70,9 +70,11 @@ TRANSCODE_UPLOAD_MARGIN = timedelta(minutes=10)
 PROBE_MARGIN = timedelta(seconds=60)
 REASON_MAX_CHARS = 300
 
-# Bad media is never retried; everything else is retried with backoff.
+# Bad media is never retried; everything else is retried with backoff. Eight attempts
+# wait 1+2+4+...+60 s = about 2 minutes in all: an object store restart (tests/reliability
+# measured 5-20 s for SeaweedFS) must not fail a video, and 5 attempts (15 s) did.
 MEDIA_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
-                          maximum_interval=timedelta(minutes=1), maximum_attempts=5,
+                          maximum_interval=timedelta(minutes=1), maximum_attempts=8,
                           non_retryable_error_types=[jobs.BAD_MEDIA_ERROR])
 # Bookkeeping must land eventually (PostgreSQL may be down for a while).
 BOOKKEEPING_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import subprocess
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -67,8 +68,17 @@ def _upload_through_vora(settings: Settings, token: str, name: str, body: bytes)
     uploader.upload()
     assert uploader.url is not None
     upload_id = str(uploader.url).rstrip("/").rsplit("/", 1)[-1]
-    status, completed = rest(settings, "POST", f"/v1/videos/{video_id}/complete-upload",
-                             token, {"upload_id": upload_id})
+    # As vora.client.complete does: "not complete" (412) is retried briefly. The edge
+    # should answer the last PATCH only after control acknowledged the upload, but on a
+    # loaded machine CompleteUpload right after it sometimes still gets 412 (reported).
+    deadline = time.monotonic() + 10
+    while True:
+        status, completed = rest(settings, "POST", f"/v1/videos/{video_id}/complete-upload",
+                                 token, {"upload_id": upload_id})
+        if status != 412 or "not complete" not in str(completed) or \
+                time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert status == 200, completed
     return video_id
 
