@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -36,6 +37,10 @@ log = get_logger(__name__)
 INVALID_ID_ERROR = "InvalidId"
 PUBLISH_CONFLICT_ERROR = "PublishConflict"
 TRANSCODE_ERROR = "TranscodeFailed"
+STORAGE_ERROR = "StorageUnavailable"
+# What boto3 raises when the object store is down, slow or refusing (not our conflicts).
+S3_ERRORS = (BotoCoreError, ClientError)
+PUBLISH_RETRY_MAX_DELAY = 15.0
 # What PROBE_SOURCE fetches of an upload: its start and its end (see
 # S3OutputStore.download_probe_window); the probe's timeout does not allow a whole upload.
 PROBE_HEAD_BYTES = 64 * 1024**2
@@ -47,6 +52,18 @@ BAD_INPUT_MARKERS = ("Invalid data found", "corrupt", "Cannot allocate memory",
 
 def bad_media(reason: str) -> ApplicationError:
     return ApplicationError(reason, type=jobs.BAD_MEDIA_ERROR, non_retryable=True)
+
+
+def storage_failure(step: str, exc: Exception) -> ApplicationError:
+    """A short, retryable failure: Temporal keeps at most 4 KiB of a failure, and boto's
+    chained tracebacks are longer, which would leave only "Failure exceeds size limit"."""
+    metrics.STORAGE_FAILURES.labels(step).inc()
+    return ApplicationError(f"object storage failed while {step}: {_first_line(exc)}",
+                            type=STORAGE_ERROR)
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0][:300]
 
 
 @dataclass
@@ -88,8 +105,11 @@ class FarmActivities:
         async with self._scratch(video_id) as scratch:
             source = scratch / "source"
             head, tail = self.probe_window
-            await asyncio.to_thread(self.store.download_probe_window, upload_id, source, head,
-                                    tail)
+            try:
+                await asyncio.to_thread(self.store.download_probe_window, upload_id, source,
+                                        head, tail)
+            except S3_ERRORS as exc:
+                raise storage_failure("fetching the upload to probe it", exc) from None
             result, _ = await self._probe(source)
         return result
 
@@ -98,7 +118,10 @@ class FarmActivities:
     async def transcode(self, request: jobs.TranscodeInput) -> jobs.TranscodeResult:
         video_id = _valid(storage.validate_video_id, request.video_id)
         upload_id = _valid(storage.validate_upload_id, request.upload_id)
-        published = await asyncio.to_thread(self.store.read_published_master, video_id)
+        try:
+            published = await asyncio.to_thread(self.store.read_published_master, video_id)
+        except S3_ERRORS as exc:
+            raise storage_failure("checking for a published output", exc) from None
         if published is not None:
             log.info("already published; returning it", video_id=video_id)
             return _published_result(video_id, *published)
@@ -168,41 +191,75 @@ class FarmActivities:
                                              job.has_audio) for r in job.renditions]
         _, _, duration = renditions.bandwidths(job.out_dir / job.renditions[0].name)
         (job.out_dir / "master.m3u8").write_text(renditions.master_playlist(measured))
-        await self._publish(video_id, job, {"vora-pipeline": pipeline,
-                                            "vora-duration": f"{duration:.3f}"})
+        published = await self._publish(video_id, job, {"vora-pipeline": pipeline,
+                                                        "vora-duration": f"{duration:.3f}"})
+        if published is not None:
+            log.info("another attempt published this video first; returning it",
+                     video_id=video_id)
+            return _published_result(video_id, *published)
         return jobs.TranscodeResult(
             renditions=measured, duration_seconds=round(duration, 3),
             thumbnail_key=storage.thumbnail_key(video_id), master_key=storage.master_key(video_id),
             pipeline=pipeline)
 
-    async def _publish(self, video_id: str, job: EncodeJob, metadata: dict[str, str]) -> None:
-        """Segments and thumbnail, then playlists, then the master (the publish marker)."""
+    async def _publish(self, video_id: str, job: EncodeJob, metadata: dict[str, str]
+                       ) -> tuple[str, dict[str, str]] | None:
+        """Publish the output; an object-store failure is retried here, heartbeating, for
+        farm_publish_retry_seconds, so an S3 restart does not cost a new encode. Returns
+        the master another attempt published first, if one did (None: we published)."""
+        deadline = time.monotonic() + self.settings.farm_publish_retry_seconds
+        delay = 1.0
+        async with self._keepalive(jobs.TranscodeHeartbeat(100.0, pipeline="publishing")):
+            while True:
+                try:
+                    return await asyncio.to_thread(self._publish_once, video_id, job, metadata)
+                except AlreadyExistsError as exc:
+                    raise ApplicationError(f"another attempt is publishing this video ({exc}); "
+                                           "retrying", type=PUBLISH_CONFLICT_ERROR) from None
+                except S3_ERRORS as exc:
+                    if time.monotonic() + delay > deadline:
+                        raise storage_failure("publishing the output", exc) from None
+                    metrics.PUBLISH_RETRIES.inc()
+                    log.warning("publishing failed; retrying", video_id=video_id,
+                                reason=_first_line(exc), retry_in=delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, PUBLISH_RETRY_MAX_DELAY)
+
+    def _publish_once(self, video_id: str, job: EncodeJob, metadata: dict[str, str]
+                      ) -> tuple[str, dict[str, str]] | None:
+        """Segments and thumbnail, then playlists, then the master (the publish marker),
+        after removing what an unfinished try left (ours included, on a retry)."""
+        published = self.store.read_published_master(video_id)
+        if published is not None:
+            return published
         media, playlists, master = output_uploads(video_id, job.out_dir,
                                                   [r.name for r in job.renditions])
-        try:
-            async with self._keepalive(jobs.TranscodeHeartbeat(100.0, pipeline="publishing")):
-                leftovers = await asyncio.to_thread(self.store.remove_unpublished, video_id)
-                if leftovers:
-                    log.info("removed an unfinished attempt's objects", video_id=video_id,
-                             objects=leftovers)
-                await asyncio.to_thread(self.store.put_new, media)
-                await asyncio.to_thread(self.store.put_new, playlists)
-                await asyncio.to_thread(self.store.put_new, [master], metadata)
-        except AlreadyExistsError as exc:
-            raise ApplicationError(f"another attempt is publishing this video ({exc}); "
-                                   "retrying", type=PUBLISH_CONFLICT_ERROR) from None
+        leftovers = self.store.remove_unpublished(video_id)
+        if leftovers:
+            log.info("removed an unfinished attempt's objects", video_id=video_id,
+                     objects=leftovers)
+        self.store.put_new(media)
+        self.store.put_new(playlists)
+        self.store.put_new([master], metadata)
+        return None
 
     # --- remove -------------------------------------------------------------------------------
     @activity.defn(name=jobs.REMOVE_OUTPUT)
     async def remove_output(self, request: jobs.RemoveOutputInput) -> None:
         video_id = _valid(storage.validate_video_id, request.video_id)
-        removed = await asyncio.to_thread(self.store.remove_output, video_id)
+        try:
+            removed = await asyncio.to_thread(self.store.remove_output, video_id)
+        except S3_ERRORS as exc:
+            raise storage_failure("removing the output", exc) from None
         log.info("output removed", video_id=video_id, objects=removed)
 
     @activity.defn(name=jobs.REMOVE_SOURCE)
     async def remove_source(self, request: jobs.RemoveSourceInput) -> None:
         upload_id = _valid(storage.validate_upload_id, request.upload_id)
-        removed = await asyncio.to_thread(self.store.remove_source, upload_id)
+        try:
+            removed = await asyncio.to_thread(self.store.remove_source, upload_id)
+        except S3_ERRORS as exc:
+            raise storage_failure("removing the upload", exc) from None
         log.info("source removed", upload_id=upload_id, objects=removed)
 
     # --- helpers ------------------------------------------------------------------------------
@@ -220,7 +277,10 @@ class FarmActivities:
     async def _download(self, upload_id: str, scratch: Path) -> Path:
         source = scratch / "source"
         async with self._keepalive(jobs.TranscodeHeartbeat(0.0, pipeline="downloading")):
-            await asyncio.to_thread(self.store.download_source, upload_id, source)
+            try:
+                await asyncio.to_thread(self.store.download_source, upload_id, source)
+            except S3_ERRORS as exc:
+                raise storage_failure("downloading the upload", exc) from None
         return source
 
     async def _probe(self, source: Path) -> tuple[jobs.ProbeResult, str]:

@@ -18,3 +18,7 @@ SLOTS_IN_USE = Gauge("vora_farm_slots_in_use", "Job slots busy, per GPU uuid or 
 SLOTS_TOTAL = Gauge("vora_farm_slots_total", "Job slots, per GPU uuid or 'cpu'", ["device"])
 GPU_FALLBACKS = Counter("vora_farm_gpu_fallbacks_total",
                         "Jobs that failed on a GPU and were retried on the CPU pipeline")
+PUBLISH_RETRIES = Counter("vora_farm_publish_retries_total",
+                          "Publish attempts that met an object-store error and were retried")
+STORAGE_FAILURES = Counter("vora_farm_storage_failures_total",
+                           "Activities failed by an object-store error, by step", ["step"])

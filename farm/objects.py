@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
 
 UPLOAD_THREADS = 8
+DELETE_BATCH = 1000  # the most keys one S3 DeleteObjects call takes
 CONTENT_TYPES = {".m3u8": "application/vnd.apple.mpegurl", ".ts": "video/mp2t",
                  ".jpg": "image/jpeg"}
 # Published objects never change, so every cache may keep them for a year.
@@ -97,8 +98,12 @@ class S3OutputStore:
         return got["Body"].read().decode(), dict(got.get("Metadata") or {})
 
     def remove_unpublished(self, video_id: str) -> int:
-        """Delete leftovers of an attempt that never published (no master)."""
-        return self._delete_prefix(self.processed, storage.processed_prefix(video_id))
+        """Delete leftovers of an attempt that never published; nothing at all once a
+        master exists (a late attempt must never delete a published video)."""
+        keys = self._keys(self.processed, storage.processed_prefix(video_id))
+        if storage.master_key(video_id) in keys:
+            return 0
+        return self._delete_keys(self.processed, keys)
 
     def put_new(self, uploads: Iterable[Upload], metadata: dict[str, str] | None = None) -> None:
         items = list(uploads)
@@ -132,16 +137,20 @@ class S3OutputStore:
                                                UploadId=upload["UploadId"])
         return self._delete_prefix(self.raw, prefix)
 
-    def _delete_prefix(self, bucket: str, prefix: str) -> int:
-        deleted = 0
+    def _keys(self, bucket: str, prefix: str) -> list[str]:
         paginator = self.client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-            keys: list[ObjectIdentifierTypeDef] = [
-                {"Key": item["Key"]} for item in page.get("Contents", [])]
-            if keys:
-                self.client.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
-                deleted += len(keys)
-        return deleted
+        return [item["Key"] for page in paginator.paginate(Bucket=bucket, Prefix=prefix)
+                for item in page.get("Contents", [])]
+
+    def _delete_keys(self, bucket: str, keys: list[str]) -> int:
+        for start in range(0, len(keys), DELETE_BATCH):
+            batch: list[ObjectIdentifierTypeDef] = [
+                {"Key": key} for key in keys[start:start + DELETE_BATCH]]
+            self.client.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
+        return len(keys)
+
+    def _delete_prefix(self, bucket: str, prefix: str) -> int:
+        return self._delete_keys(bucket, self._keys(bucket, prefix))
 
 
 def output_uploads(video_id: str, out_dir: Path, rendition_names: list[str]) -> tuple[

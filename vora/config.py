@@ -178,6 +178,9 @@ class Settings(BaseSettings):
     farm_max_height: PositiveInt = 4320
     farm_max_duration_seconds: PositiveInt = 6 * 3600
     farm_heartbeat_timeout_seconds: PositiveInt = 30
+    # An object-store failure while publishing is retried inside the transcode for this
+    # long (heartbeating), so an S3 restart does not throw the finished encode away.
+    farm_publish_retry_seconds: Annotated[float, Field(ge=0)] = 120.0
     # libx264/NVENC presets; tests lower farm_x264_preset to keep CI fast, production keeps these.
     farm_x264_preset: Literal[
         "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
@@ -208,6 +211,7 @@ class Settings(BaseSettings):
     analytics_cors_origins: list[str] = ["*"]
     analytics_insert_timeout_seconds: PositiveFloat = 5.0  # then the batch goes to the spool
     analytics_max_buffer_events: PositiveInt = 200_000  # beyond it ingest answers 503
+    analytics_insert_connections: PositiveInt = 2  # batches inserted at once, in order
 
     # --- tokens and auth -------------------------------------------------------------------
     # Oldest first: "kid1:secret1,kid2:secret2". Sign with the last, accept the last two.

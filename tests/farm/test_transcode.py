@@ -89,6 +89,23 @@ async def test_leftovers_of_an_unpublished_attempt_are_replaced(
     check_ladder(tmp_path, result, plan, source)
 
 
+async def test_a_published_video_is_never_removed_as_leftovers(
+        farm_settings: Settings, video_id: str, s3) -> None:
+    """A late attempt cleaning "leftovers" must not delete what another attempt published."""
+    store = S3OutputStore(farm_settings, s3)
+    keys = [storage.segment_key(video_id, "360p", 0), storage.playlist_key(video_id, "360p")]
+    for key in keys:
+        s3.put_object(Bucket=farm_settings.bucket_processed, Key=key, Body=b"published")
+    assert store.remove_unpublished(video_id) == 2  # no master yet: an unfinished attempt
+    for key in [*keys, storage.master_key(video_id)]:
+        s3.put_object(Bucket=farm_settings.bucket_processed, Key=key, Body=b"published")
+    assert store.remove_unpublished(video_id) == 0
+    listed = s3.list_objects_v2(Bucket=farm_settings.bucket_processed,
+                                Prefix=storage.processed_prefix(video_id))
+    assert sorted(o["Key"] for o in listed["Contents"]) == sorted(
+        [*keys, storage.master_key(video_id)])
+
+
 async def test_objects_are_write_once(farm_settings: Settings, video_id: str, tmp_path: Path,
                                       s3) -> None:
     from farm.objects import AlreadyExistsError, Upload

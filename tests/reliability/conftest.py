@@ -26,8 +26,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Soak tests of this folder run only when asked for (``-m soak``), as the marker says."""
     if "soak" in (config.getoption("-m") or ""):
         return
-    skip = pytest.mark.skip(reason="soak test (minutes: long reset storms, many concurrent "
-                                   "uploads); run with -m soak")
+    skip = pytest.mark.skip(reason="soak test (long outages, reset storms, many concurrent "
+                                   "uploads: minutes); run with -m soak")
     for item in items:
         if "soak" in item.keywords and HERE in Path(str(item.path)).parents:
             item.add_marker(skip)
