@@ -7,10 +7,10 @@ included.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 import tornado.web
 
 from analytics import metrics
@@ -94,17 +94,17 @@ class EventsHandler(CorsMixin):
                     for r in parsed.rejections[:MAX_REASONS_REPORTED]]
         if parsed.rejections:
             metrics.REJECTED.labels(reason="invalid_event").inc(len(parsed.rejections))
-        if not parsed.rows:
+        if not len(parsed.events):
             self._reply(400, {"error": "no valid events in the body", "rejected": rejected,
                               "rejected_count": len(parsed.rejections)})
             return
-        if not self.writer.accept(parsed.rows):
-            metrics.REJECTED.labels(reason="overloaded").inc(len(parsed.rows))
+        if not self.writer.accept(parsed.events):
+            metrics.REJECTED.labels(reason="overloaded").inc(len(parsed.events))
             self.set_header("Retry-After", "1")
             self._reply(503, {"error": "ingest is overloaded; retry the same events later"})
             return
-        self._reply(202, {"accepted": len(parsed.rows),
-                          "event_ids": [row[0] for row in parsed.rows], "rejected": rejected,
+        self._reply(202, {"accepted": len(parsed.events),
+                          "event_ids": parsed.events.event_ids, "rejected": rejected,
                           "rejected_count": len(parsed.rejections)})
 
     def _refuse_too_large(self) -> None:
@@ -116,7 +116,7 @@ class EventsHandler(CorsMixin):
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
         self.set_header("Cache-Control", "no-store")
-        self.finish(json.dumps(body))
+        self.finish(orjson.dumps(body))
 
 
 class HealthHandler(tornado.web.RequestHandler):
@@ -131,4 +131,4 @@ class HealthHandler(tornado.web.RequestHandler):
                 "status": "ok" if status["clickhouse"] == "up" else "degraded", **status}
         self.set_header("Content-Type", "application/json")
         self.set_header("Cache-Control", "no-store")
-        self.finish(json.dumps(body))
+        self.finish(orjson.dumps(body))

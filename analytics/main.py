@@ -23,7 +23,10 @@ def make_writer(settings: Settings) -> BatchWriter:
         insert_timeout_seconds=settings.analytics_insert_timeout_seconds,
     )
     spool = DiskSpool(settings.spool_dir, settings.analytics_spool_max_bytes)
-    return BatchWriter(ClickHouseSink(settings), spool, policy)
+    # One connection per insert in flight: ClickHouse stores one batch while the next is
+    # encoded.
+    sinks = [ClickHouseSink(settings) for _ in range(settings.analytics_insert_connections)]
+    return BatchWriter(sinks, spool, policy)
 
 
 def make_app(settings: Settings, writer: BatchWriter) -> tornado.web.Application:
@@ -36,7 +39,7 @@ def make_app(settings: Settings, writer: BatchWriter) -> tornado.web.Application
     ])
 
 
-# clickhouse-driver serializes rows in Python on the insert thread; a shorter GIL switch
+# clickhouse-driver serializes rows in Python on the insert threads; a shorter GIL switch
 # interval (default 5 ms) lets the IOLoop answer players sooner while a batch is encoded.
 GIL_SWITCH_SECONDS = 0.001
 

@@ -6,7 +6,7 @@ from typing import Protocol
 
 from clickhouse_driver import Client
 
-from analytics.events import COLUMNS, Row
+from analytics.events import COLUMNS, EventColumns
 from vora.config import Settings
 
 INSERT_SQL = f"INSERT INTO PlaybackEvents ({', '.join(COLUMNS)}) VALUES"
@@ -15,8 +15,8 @@ INSERT_SQL = f"INSERT INTO PlaybackEvents ({', '.join(COLUMNS)}) VALUES"
 class EventSink(Protocol):
     """Blocking: called from one worker thread at a time, never from the IOLoop."""
 
-    def insert(self, rows: list[Row]) -> None:
-        """Store every row or raise; a retry of the same rows is harmless (event_id)."""
+    def insert(self, events: EventColumns) -> None:
+        """Store every event or raise; a retry of the same events is harmless (event_id)."""
 
     def ping(self) -> None:
         """Return when the store answers, else raise with the reason."""
@@ -25,6 +25,8 @@ class EventSink(Protocol):
 
 
 class ClickHouseSink:
+    """One connection to ClickHouse (clickhouse-driver)."""
+
     def __init__(self, settings: Settings) -> None:
         # Short timeouts: a slow ClickHouse must send batches to the spool, not pile them up.
         timeout = settings.analytics_insert_timeout_seconds
@@ -36,8 +38,9 @@ class ClickHouseSink:
             sync_request_timeout=timeout,
         )
 
-    def insert(self, rows: list[Row]) -> None:
-        self._client.execute(INSERT_SQL, rows, types_check=False)
+    def insert(self, events: EventColumns) -> None:
+        # Columnar: the driver writes each column as it is, with no transposing of rows.
+        self._client.execute(INSERT_SQL, events.columns, types_check=False, columnar=True)
 
     def ping(self) -> None:
         self._client.execute("SELECT 1")

@@ -147,7 +147,7 @@ class DiskSpool:
                 return SpooledBatch(entry.name, [cast(Row, tuple(row)) for row in rows])
             except FileNotFoundError:
                 self.remove(entry.name)  # dropped for room meanwhile
-            except ValueError:
+            except (ValueError, TypeError):  # not JSON, or not an array of rows
                 self.quarantine(entry.name)
                 metrics.DROPPED.labels(reason="unreadable_spool_file").inc(entry.events)
 

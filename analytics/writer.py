@@ -1,12 +1,17 @@
 """The batch writer: accepted events -> memory -> ClickHouse, or the disk spool when
 ClickHouse is down or slow, replayed from the spool oldest first when it is back.
 
-Blocking work (clickhouse-driver, fsync) runs on two single-thread pools, one per
-target, so the IOLoop never waits on either and a hung ClickHouse cannot hold up the
-spool. Every failure is logged, counted and absorbed here: analytics never crashes the
-process. A batch may reach ClickHouse twice (an insert that timed out but landed, a
-replay interrupted before its file was removed); the dashboard queries count each
-event_id once, so that is harmless.
+Blocking work runs on single-thread pools, one per sink (a connection to ClickHouse) and
+one for the spool (fsync), so the IOLoop never waits on either and a hung ClickHouse
+cannot hold up the spool. With several sinks, that many batches are inserted at once:
+ClickHouse stores one while the driver encodes the next. Their outcomes are taken in
+acceptance order, so ``durable_events`` always counts a prefix of the accepted events and
+failed batches reach the spool in order.
+
+Every failure is logged, counted and absorbed here: analytics never crashes the process.
+A batch may reach ClickHouse twice (an insert that timed out but landed, a replay
+interrupted before its file was removed); the dashboard queries count each event_id once,
+so that is harmless.
 """
 
 from __future__ import annotations
@@ -14,13 +19,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from analytics import metrics
-from analytics.events import Row
+from analytics.events import EventColumns
 from analytics.sink import EventSink
 from analytics.spool import DiskSpool
 from vora.logs import get_logger
@@ -42,15 +48,60 @@ class WriterPolicy:
     retry_seconds: float = 0.5
 
 
+class EventQueue:
+    """Accepted events waiting for a flush, kept as the parsed requests they came in, so
+    accepting costs O(1) and taking a batch O(batch), however long the queue grows."""
+
+    def __init__(self) -> None:
+        self._parts: deque[EventColumns] = deque()
+        self._events = 0
+
+    def __len__(self) -> int:
+        return self._events
+
+    def append(self, events: EventColumns) -> None:
+        self._parts.append(events)
+        self._events += len(events)
+
+    def take(self, count: int) -> EventColumns:
+        """Remove the oldest ``count`` events (or all there are) and return them in order."""
+        parts: list[EventColumns] = []
+        taken = 0
+        while self._parts and taken < count:
+            part = self._parts.popleft()
+            if taken + len(part) > count:
+                self._parts.appendleft(part)
+                part = part.take(count - taken)  # the rest stays first in line
+            parts.append(part)
+            taken += len(part)
+        self._events -= taken
+        return EventColumns.concat(parts)
+
+
+@dataclass(frozen=True)
+class _SinkWorker:
+    """A sink and the one thread that calls it (sinks are not thread-safe)."""
+
+    sink: EventSink
+    pool: ThreadPoolExecutor
+
+
 class BatchWriter:
-    def __init__(self, sink: EventSink, spool: DiskSpool, policy: WriterPolicy) -> None:
-        self._sink = sink
+    def __init__(self, sinks: Sequence[EventSink], spool: DiskSpool,
+                 policy: WriterPolicy) -> None:
+        if not sinks:
+            raise ValueError("the writer needs at least one sink")
+        self._workers = [
+            _SinkWorker(sink, ThreadPoolExecutor(1, thread_name_prefix=f"analytics-sink{n}"))
+            for n, sink in enumerate(sinks)]
+        self._idle: asyncio.Queue[_SinkWorker] = asyncio.Queue()
+        for worker in self._workers:
+            self._idle.put_nowait(worker)
         self._spool = spool
         self._policy = policy
-        self._buffer: list[Row] = []
+        self._buffer = EventQueue()
         self._wake = asyncio.Event()
         self._flush_lock = asyncio.Lock()
-        self._sink_pool = ThreadPoolExecutor(1, thread_name_prefix="analytics-clickhouse")
         self._spool_pool = ThreadPoolExecutor(1, thread_name_prefix="analytics-spool")
         self._flush_task: asyncio.Task[None] | None = None
         self._replay_task: asyncio.Task[None] | None = None
@@ -65,13 +116,13 @@ class BatchWriter:
 
     # --- ingest side (IOLoop, never blocks) ------------------------------------------------
 
-    def accept(self, rows: list[Row]) -> bool:
-        """Take rows into memory; False when memory is full (the client should retry)."""
-        if len(self._buffer) + len(rows) > self._policy.max_buffer_events:
+    def accept(self, events: EventColumns) -> bool:
+        """Take events into memory; False when memory is full (the client should retry)."""
+        if len(self._buffer) + len(events) > self._policy.max_buffer_events:
             return False
-        self._buffer.extend(rows)
-        self.accepted_events += len(rows)
-        metrics.ACCEPTED.inc(len(rows))
+        self._buffer.append(events)
+        self.accepted_events += len(events)
+        metrics.ACCEPTED.inc(len(events))
         metrics.BUFFERED.set(len(self._buffer))
         if len(self._buffer) >= self._policy.batch_size:
             self._wake.set()
@@ -93,8 +144,9 @@ class BatchWriter:
         tasks = [t for t in (self._flush_task, self._replay_task) if t is not None]
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.flush()
-        self._sink_pool.submit(self._sink.close)
-        self._sink_pool.shutdown(wait=False, cancel_futures=False)
+        for worker in self._workers:
+            worker.pool.submit(worker.sink.close)
+            worker.pool.shutdown(wait=False, cancel_futures=False)
         self._spool_pool.shutdown(wait=True)
         log.info("writer stopped", accepted=self.accepted_events, durable=self.durable_events)
 
@@ -111,48 +163,64 @@ class BatchWriter:
                 log.exception("flush failed")
 
     async def flush(self) -> None:
-        """Write everything buffered now, in batches of at most batch_size."""
+        """Write everything buffered now, in batches of at most batch_size, up to one
+        insert per sink at a time; each batch's outcome is taken in acceptance order."""
         async with self._flush_lock:
-            while self._buffer:
-                batch = self._buffer[: self._policy.batch_size]
-                del self._buffer[: self._policy.batch_size]
-                metrics.BUFFERED.set(len(self._buffer))
-                try:
-                    await self._write(batch)
-                except Exception:  # the last line of defence: count, log, carry on
-                    log.exception("batch lost to an unexpected error", events=len(batch))
-                    metrics.DROPPED.labels(reason="internal_error").inc(len(batch))
+            started: deque[tuple[EventColumns, asyncio.Task[bool] | None]] = deque()
+            try:
+                while len(self._buffer) or started:
+                    # A short batch (the rest) waits for the others: it may fill up meanwhile.
+                    full = len(self._buffer) >= self._policy.batch_size
+                    if (full or not started) and len(started) < len(self._workers):
+                        started.append(self._start_batch())
+                    else:
+                        await self._finish_batch(*started.popleft())
+            finally:
+                while started:  # whatever went wrong, no started batch goes unaccounted
+                    await self._finish_batch(*started.popleft())
+                self.flushing = False
 
-    async def _write(self, batch: list[Row]) -> None:
+    def _start_batch(self) -> tuple[EventColumns, asyncio.Task[bool] | None]:
+        batch = self._buffer.take(self._policy.batch_size)
         self.flushing = True
+        metrics.BUFFERED.set(len(self._buffer))
         metrics.BATCH_SIZE.observe(len(batch))
+        # While older batches wait in the spool, new ones queue behind them to keep order.
+        if self.clickhouse_error or self._spool.depth().batches:
+            return batch, None
+        return batch, asyncio.create_task(self._insert(batch))
+
+    async def _finish_batch(self, batch: EventColumns,
+                            insert: asyncio.Task[bool] | None) -> None:
         try:
-            # While older batches wait in the spool, new ones queue behind them to keep order.
-            if not self.clickhouse_error and self._spool.depth().batches == 0 \
-                    and await self._insert(batch):
+            if insert is not None and await insert:
                 metrics.WRITTEN.inc(len(batch))
             elif not await self._to_spool(batch):
                 return
             self.durable_events += len(batch)
-        finally:
-            self.flushing = False
+        except Exception:  # the last line of defence: count, log, carry on
+            log.exception("batch lost to an unexpected error", events=len(batch))
+            metrics.DROPPED.labels(reason="internal_error").inc(len(batch))
 
-    async def _insert(self, rows: list[Row]) -> bool:
-        started = time.monotonic()
+    async def _insert(self, events: EventColumns) -> bool:
+        worker = await self._idle.get()
         try:
-            await asyncio.wait_for(self._run(self._sink_pool, self._sink.insert, rows),
+            started = time.monotonic()
+            await asyncio.wait_for(self._run(worker.pool, worker.sink.insert, events),
                                    self._policy.insert_timeout_seconds)
         except Exception as exc:  # down, slow, refused: all mean "spool it"
             self._mark_down(exc)
             return False
+        finally:
+            self._idle.put_nowait(worker)  # a timed-out call still holds its thread
         metrics.FLUSH_SECONDS.labels(target="clickhouse").observe(time.monotonic() - started)
         self._mark_up()
         return True
 
-    async def _to_spool(self, batch: list[Row]) -> bool:
+    async def _to_spool(self, batch: EventColumns) -> bool:
         started = time.monotonic()
         try:
-            dropped = await self._run(self._spool_pool, self._spool.append, batch)
+            dropped = await self._run(self._spool_pool, self._spool_append, batch)
         except OSError as exc:
             log.error("spool write failed, batch lost", events=len(batch), error=str(exc))
             metrics.DROPPED.labels(reason="spool_unwritable").inc(len(batch))
@@ -188,7 +256,12 @@ class BatchWriter:
             if self.clickhouse_error:
                 await self._probe()
             return False
-        if not await self._insert(batch.rows):
+        try:
+            events = EventColumns.from_rows(batch.rows)
+        except ValueError:  # not rows of PlaybackEvents: ClickHouse would refuse them too
+            await self._note_refusal(batch.name, len(batch.rows))
+            return False
+        if not await self._insert(events):
             await self._probe()
             if not self.clickhouse_error:
                 await self._note_refusal(batch.name, len(batch.rows))
@@ -212,13 +285,16 @@ class BatchWriter:
         self._publish_spool_depth()
 
     async def _probe(self) -> None:
+        worker = await self._idle.get()
         try:
-            await asyncio.wait_for(self._run(self._sink_pool, self._sink.ping),
+            await asyncio.wait_for(self._run(worker.pool, worker.sink.ping),
                                    self._policy.insert_timeout_seconds)
         except Exception as exc:
             self._mark_down(exc)
         else:
             self._mark_up()
+        finally:
+            self._idle.put_nowait(worker)
 
     # --- state --------------------------------------------------------------------------------
 
@@ -251,6 +327,10 @@ class BatchWriter:
             "accepted_events": self.accepted_events,
             "durable_events": self.durable_events,
         }
+
+    def _spool_append(self, batch: EventColumns) -> int:
+        """On the spool thread: the spool keeps rows, so its files stay what they were."""
+        return self._spool.append(batch.rows())
 
     @staticmethod
     async def _run(pool: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> T:

@@ -56,3 +56,13 @@ def test_half_written_and_corrupt_files_never_replay(tmp_path: Path) -> None:
     batch = reopened.oldest()
     assert batch is not None and batch.rows == rows(1, "b")
     assert (tmp_path / "corrupt" / "0000000000000000-2.batch").exists()
+
+
+def test_json_that_is_not_rows_is_set_aside(tmp_path: Path) -> None:
+    spool = DiskSpool(tmp_path, 10**6)
+    spool.append(rows(1, "a"))
+    (tmp_path / "0000000000000000-1.batch").write_bytes(b"[1, 2]")  # JSON, but no rows
+    spool.append(rows(1, "b"))
+    batch = spool.oldest()
+    assert batch is not None and batch.rows == rows(1, "b")
+    assert (tmp_path / "corrupt" / "0000000000000000-1.batch").exists()

@@ -11,10 +11,10 @@ from typing import Any, cast
 from clickhouse_driver import Client
 from prometheus_client import REGISTRY
 
-from analytics.events import Row
+from analytics.events import EventColumns, Row
 from analytics.sink import ClickHouseSink
 from analytics.spool import DiskSpool
-from analytics.writer import BatchWriter, WriterPolicy
+from analytics.writer import BatchWriter, EventQueue, WriterPolicy
 from vora import storage
 from vora.config import Settings
 
@@ -44,7 +44,7 @@ async def test_a_refused_batch_is_set_aside_and_the_rest_replayed(
     before = _dropped("refused_by_clickhouse")
     policy = WriterPolicy(batch_size=100, flush_seconds=0.1, max_buffer_events=1000,
                           insert_timeout_seconds=2, retry_seconds=0.05)
-    writer = BatchWriter(ClickHouseSink(analytics_stack), spool, policy)
+    writer = BatchWriter([ClickHouseSink(analytics_stack)], spool, policy)
     writer.start()
     try:
         for _ in range(400):  # up to 20 s
@@ -59,3 +59,16 @@ async def test_a_refused_batch_is_set_aside_and_the_rest_replayed(
     stored = clickhouse.execute("SELECT event_id FROM PlaybackEvents WHERE video_id = %(v)s",
                                 {"v": video_id})
     assert [row[0] for row in stored] == [good[0][0]]
+
+
+def test_the_queue_hands_out_batches_in_acceptance_order() -> None:
+    queue = EventQueue()
+    requests = [_rows("v", n) for n in (3, 5, 1, 4)]
+    for number, rows in enumerate(requests):
+        queue.append(EventColumns.from_rows([(f"r{number}-{row[0]}", *row[1:]) for row in rows]))
+    assert len(queue) == 13
+    batches = [queue.take(4) for _ in range(4)]
+    assert [len(batch) for batch in batches] == [4, 4, 4, 1] and len(queue) == 0
+    taken = [event_id for batch in batches for event_id in batch.event_ids]
+    assert taken == [f"r{n}-{row[0]}" for n, rows in enumerate(requests) for row in rows]
+    assert all(len(set(map(len, batch.columns))) == 1 for batch in batches)

@@ -16,6 +16,7 @@ import pytest
 from tusclient.client import TusClient
 
 from tests.e2e.helpers import make_clip, rest, wait_until_done
+from vora import storage
 from vora.client import mint_user_token
 from vora.config import Settings
 
@@ -89,7 +90,8 @@ def test_hls_playlist_and_concat_list_fail_without_touching_network_or_files(
     """Pass: an uploaded HLS playlist whose segments (and key) point at a loopback canary
     URL, and an uploaded ffconcat list naming a real, readable local clip, both end
     FAILED with a non-empty reason; the canary got zero requests (FFmpeg never followed
-    the playlist) and nothing was produced from the local file (the video is not READY)."""
+    the playlist) and nothing was produced from the local file: not READY, and no
+    object at all under either video's output prefix."""
     local_clip = make_clip(tmp_path / "secret.mp4", 160, 120, 1)
     playlist = (
         "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n"
@@ -109,6 +111,9 @@ def test_hls_playlist_and_concat_list_fail_without_touching_network_or_files(
         assert reason.strip(), f"{kind}: FAILED without a reason"
         assert "Traceback" not in reason, f"{kind}: {reason}"
         assert str(local_clip) not in reason, f"{kind}: {reason}"
+        listed = storage.s3_client(stack).list_objects_v2(
+            Bucket=stack.bucket_processed, Prefix=storage.processed_prefix(video_id))
+        assert listed.get("KeyCount", 0) == 0, f"{kind}: output exists: {listed['Contents']}"
     assert canary.requests == [], f"FFmpeg contacted the canary: {canary.requests}"
 
 
