@@ -245,7 +245,8 @@ def measure(settings: Settings, ladder: Ladder, video_id: str, urls: dict[str, s
         "gateway miss = requests straight to the gateway (what Varnish sends on a miss), "
         "video lookup cached in-process, S3 = the stack's SeaweedFS on loopback",
         "one 2-core machine runs wrk, Varnish/the gateway and nginx together, and during "
-        f"this run its load average was {os.getloadavg()[0]:.1f}: other work shares it",
+        f"this run its 1-minute load average was {os.getloadavg()[0]:.1f} (wrk's "
+        "connections, Varnish's and nginx's threads count in it, and so does any other work)",
     ]
     return Report("gateway", figures, notes)
 
