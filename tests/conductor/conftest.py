@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from temporalio.client import Client
 
@@ -29,16 +27,3 @@ def fast_settings(infra: Settings) -> Settings:
     """Short heartbeat timeout, so a cancel reaches a stand-in activity within ~2 s."""
     return infra.model_copy(update={"farm_heartbeat_timeout_seconds": 2})
 
-
-HERE = Path(__file__).resolve().parent
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Soak tests of this folder run only when asked for (``-m soak``), as the marker says."""
-    if "soak" in (config.getoption("-m") or ""):
-        return
-    skip = pytest.mark.skip(reason="soak test (tens of seconds with the real farm, "
-                                   "heartbeat timeouts); run with -m soak")
-    for item in items:
-        if "soak" in item.keywords and HERE in Path(str(item.path)).parents:
-            item.add_marker(skip)

@@ -46,16 +46,23 @@ class Video:
     upload_id: str
 
 
-@pytest.fixture
-async def conductor(client: Client, farm: Settings) -> AsyncIterator[str]:
+@contextlib.asynccontextmanager
+async def running_conductor(client: Client, settings: Settings,
+                            prefix: str) -> AsyncIterator[str]:
     """The real Conductor worker with control's real bookkeeping, on a fresh queue."""
-    bookkeeping = await create_bookkeeping(farm)
-    queue = f"conductor-e2e-{uuid.uuid4().hex}"
+    bookkeeping = await create_bookkeeping(settings)
+    queue = f"{prefix}-{uuid.uuid4().hex}"
     try:
-        async with conductor_worker(client, farm, queue, bookkeeping.activities()):
+        async with conductor_worker(client, settings, queue, bookkeeping.activities()):
             yield queue
     finally:
         await bookkeeping.close()
+
+
+@pytest.fixture
+async def conductor(client: Client, farm: Settings) -> AsyncIterator[str]:
+    async with running_conductor(client, farm, "conductor-e2e") as queue:
+        yield queue
 
 
 async def make_source(tmp_path: Path, size: str = "640x360", seconds: int = 3) -> Path:

@@ -10,8 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -20,10 +19,8 @@ from typing import Any
 import m3u8
 from temporalio.client import Client, WorkflowHandle
 
-from control.activities import create_bookkeeping
-from control.worker import conductor_worker
 from control.workflows import TranscodeOutcome
-from tests.conductor.test_end_to_end import Video
+from tests.conductor.test_end_to_end import Video, running_conductor
 from vora import jobs, storage
 from vora.config import Settings
 
@@ -149,16 +146,9 @@ def farm_workers(workdir: Path, queue: str, heartbeat_timeout: int) -> Iterator[
             worker.stop()
 
 
-@contextlib.asynccontextmanager
-async def conductor(client: Client, settings: Settings) -> AsyncIterator[str]:
+def conductor(client: Client, settings: Settings) -> contextlib.AbstractAsyncContextManager[str]:
     """The real Conductor worker and control's real bookkeeping on a fresh queue."""
-    bookkeeping = await create_bookkeeping(settings)
-    queue = f"reliability-{uuid.uuid4().hex}"
-    try:
-        async with conductor_worker(client, settings, queue, bookkeeping.activities()):
-            yield queue
-    finally:
-        await bookkeeping.close()
+    return running_conductor(client, settings, "reliability")
 
 
 async def start_transcode(client: Client, queue: str, farm_queue: str, video: Video,
