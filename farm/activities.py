@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 from temporalio import activity
@@ -34,6 +34,7 @@ from vora.config import Settings
 from vora.logs import get_logger
 
 log = get_logger(__name__)
+T = TypeVar("T")
 INVALID_ID_ERROR = "InvalidId"
 PUBLISH_CONFLICT_ERROR = "PublishConflict"
 TRANSCODE_ERROR = "TranscodeFailed"
@@ -60,6 +61,14 @@ def storage_failure(step: str, exc: Exception) -> ApplicationError:
     metrics.STORAGE_FAILURES.labels(step).inc()
     return ApplicationError(f"object storage failed while {step}: {_first_line(exc)}",
                             type=STORAGE_ERROR)
+
+
+async def _in_storage(step: str, call: Callable[..., T], *args: Any) -> T:
+    """Run a blocking object-store call in a thread; its S3 errors become storage_failure."""
+    try:
+        return await asyncio.to_thread(call, *args)
+    except S3_ERRORS as exc:
+        raise storage_failure(step, exc) from None
 
 
 def _first_line(exc: Exception) -> str:
@@ -105,11 +114,8 @@ class FarmActivities:
         async with self._scratch(video_id) as scratch:
             source = scratch / "source"
             head, tail = self.probe_window
-            try:
-                await asyncio.to_thread(self.store.download_probe_window, upload_id, source,
-                                        head, tail)
-            except S3_ERRORS as exc:
-                raise storage_failure("fetching the upload to probe it", exc) from None
+            await _in_storage("fetching the upload to probe it", self.store.download_probe_window,
+                              upload_id, source, head, tail)
             result, _ = await self._probe(source)
         return result
 
@@ -118,10 +124,8 @@ class FarmActivities:
     async def transcode(self, request: jobs.TranscodeInput) -> jobs.TranscodeResult:
         video_id = _valid(storage.validate_video_id, request.video_id)
         upload_id = _valid(storage.validate_upload_id, request.upload_id)
-        try:
-            published = await asyncio.to_thread(self.store.read_published_master, video_id)
-        except S3_ERRORS as exc:
-            raise storage_failure("checking for a published output", exc) from None
+        published = await _in_storage("checking for a published output",
+                                      self.store.read_published_master, video_id)
         if published is not None:
             log.info("already published; returning it", video_id=video_id)
             return _published_result(video_id, *published)
@@ -247,19 +251,13 @@ class FarmActivities:
     @activity.defn(name=jobs.REMOVE_OUTPUT)
     async def remove_output(self, request: jobs.RemoveOutputInput) -> None:
         video_id = _valid(storage.validate_video_id, request.video_id)
-        try:
-            removed = await asyncio.to_thread(self.store.remove_output, video_id)
-        except S3_ERRORS as exc:
-            raise storage_failure("removing the output", exc) from None
+        removed = await _in_storage("removing the output", self.store.remove_output, video_id)
         log.info("output removed", video_id=video_id, objects=removed)
 
     @activity.defn(name=jobs.REMOVE_SOURCE)
     async def remove_source(self, request: jobs.RemoveSourceInput) -> None:
         upload_id = _valid(storage.validate_upload_id, request.upload_id)
-        try:
-            removed = await asyncio.to_thread(self.store.remove_source, upload_id)
-        except S3_ERRORS as exc:
-            raise storage_failure("removing the upload", exc) from None
+        removed = await _in_storage("removing the upload", self.store.remove_source, upload_id)
         log.info("source removed", upload_id=upload_id, objects=removed)
 
     # --- helpers ------------------------------------------------------------------------------
@@ -277,10 +275,8 @@ class FarmActivities:
     async def _download(self, upload_id: str, scratch: Path) -> Path:
         source = scratch / "source"
         async with self._keepalive(jobs.TranscodeHeartbeat(0.0, pipeline="downloading")):
-            try:
-                await asyncio.to_thread(self.store.download_source, upload_id, source)
-            except S3_ERRORS as exc:
-                raise storage_failure("downloading the upload", exc) from None
+            await _in_storage("downloading the upload", self.store.download_source, upload_id,
+                              source)
         return source
 
     async def _probe(self, source: Path) -> tuple[jobs.ProbeResult, str]:
