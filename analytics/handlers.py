@@ -122,13 +122,19 @@ class EventsHandler(CorsMixin):
 class HealthHandler(tornado.web.RequestHandler):
     """200 while ingest works, whatever ClickHouse's state (which the body reports)."""
 
-    def initialize(self, writer: BatchWriter) -> None:
+    def initialize(self, writer: BatchWriter, process: int | None = None,
+                   processes: int = 1) -> None:
         self.writer = writer
+        self.process = process
+        self.processes = processes
 
     def get(self) -> None:
         status = self.writer.status()
         body = {"service": "analytics",
-                "status": "ok" if status["clickhouse"] == "up" else "degraded", **status}
+                "status": "ok" if status["clickhouse"] == "up" else "degraded",
+                # With several ingest processes, the one that took this connection answers
+                # for itself (its buffer, spool and counts); /metrics sums them all.
+                "process": self.process or 0, "processes": self.processes, **status}
         self.set_header("Content-Type", "application/json")
         self.set_header("Cache-Control", "no-store")
         self.finish(orjson.dumps(body))

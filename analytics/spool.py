@@ -30,6 +30,55 @@ log = get_logger(__name__)
 _NAME_RE = re.compile(r"^(\d{16})-(\d+)\.batch$")
 
 
+def spool_dirs(root: Path, processes: int) -> list[Path]:
+    """Where each ingest process keeps its spool: ``root`` itself when there is one
+    process, ``root/process-<i>`` for each of several (a spool has one writer)."""
+    if processes == 1:
+        return [root]
+    return [root / f"process-{index}" for index in range(processes)]
+
+
+def adopt_orphans(root: Path, processes: int) -> int:
+    """Move the batches of spool directories no process uses any more (left by a run with
+    another VORA_ANALYTICS_PROCESSES) into the first process's spool, in their order and
+    after its own, so they are replayed rather than forgotten. Call it before any spool is
+    opened. Returns how many batches moved."""
+    in_use = spool_dirs(root, processes)
+    sources = [path for path in sorted(root.glob("process-*"))
+               if path.is_dir() and path not in in_use]
+    if processes > 1:
+        sources.insert(0, root)
+    target = in_use[0]
+    target.mkdir(parents=True, exist_ok=True)
+    names = [path.name for path in target.iterdir() if _NAME_RE.match(path.name)]
+    sequence = max((int(name[:16]) for name in names), default=-1) + 1
+    moved = 0
+    for source in sources:
+        for path in sorted(source.iterdir()):
+            match = _NAME_RE.match(path.name)
+            if not match:
+                continue
+            os.replace(path, target / f"{sequence:016d}-{match[2]}.batch")
+            sequence += 1
+            moved += 1
+        if source != root:
+            with contextlib.suppress(OSError):  # kept when corrupt/ or anything else is left
+                source.rmdir()
+    if moved:
+        _fsync_directory(target)
+        log.warning("spooled batches adopted from unused spool directories",
+                    batches=moved, into=str(target))
+    return moved
+
+
+def _fsync_directory(directory: Path) -> None:
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
 @dataclass(frozen=True)
 class SpooledBatch:
     name: str
@@ -126,14 +175,7 @@ class DiskSpool:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
-        self._fsync_directory()
-
-    def _fsync_directory(self) -> None:
-        descriptor = os.open(self.directory, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
+        _fsync_directory(self.directory)
 
     def oldest(self) -> SpooledBatch | None:
         """The oldest batch; a file that cannot be read back is set aside and skipped."""

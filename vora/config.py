@@ -212,6 +212,9 @@ class Settings(BaseSettings):
     analytics_insert_timeout_seconds: PositiveFloat = 5.0  # then the batch goes to the spool
     analytics_max_buffer_events: PositiveInt = 200_000  # beyond it ingest answers 503
     analytics_insert_connections: PositiveInt = 2  # batches inserted at once, in order
+    # Ingest processes sharing the port (SO_REUSEPORT), each with its own writer and spool;
+    # one Python process uses about one core, so a busy node runs one per core.
+    analytics_processes: PositiveInt = 1
 
     # --- tokens and auth -------------------------------------------------------------------
     # Oldest first: "kid1:secret1,kid2:secret2". Sign with the last, accept the last two.

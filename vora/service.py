@@ -13,13 +13,18 @@ from vora.config import Settings, SettingsError, load_settings
 from vora.logs import configure_logging, get_logger
 
 
-def run(service: str, body: Callable[[Settings], Coroutine[Any, Any, None]]) -> None:
-    """Load settings (exit 2 with the reason when invalid), configure logs, run ``body``."""
+def load(service: str) -> Settings:
+    """The settings, or exit 2 with the reason when they are invalid."""
     try:
-        settings = load_settings()
+        return load_settings()
     except SettingsError as exc:
         print(f"vora-{service}: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def run(service: str, body: Callable[[Settings], Coroutine[Any, Any, None]]) -> None:
+    """Load settings (exit 2 with the reason when invalid), configure logs, run ``body``."""
+    settings = load(service)
     configure_logging(settings, service)
     log = get_logger(service)
     log.info("starting", environment=settings.environment)

@@ -93,9 +93,11 @@ async def serve_until_stopped(
     log.info("stopped")
 
 
-def listen(app: tornado.web.Application, host: str, port: int,
+def listen(app: tornado.web.Application, host: str, port: int, *, reuse_port: bool = False,
            **kwargs: Any) -> tornado.httpserver.HTTPServer:
+    """Serve ``app``; with ``reuse_port`` (SO_REUSEPORT) several processes may listen on
+    the same port and the kernel spreads new connections across them."""
     server = tornado.httpserver.HTTPServer(app, xheaders=True, **kwargs)
-    server.listen(port, address=host)
+    server.listen(port, address=host, reuse_port=reuse_port)
     log.info("listening", url=f"http://{host}:{port}/")
     return server
