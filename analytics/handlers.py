@@ -103,8 +103,9 @@ class EventsHandler(CorsMixin):
             self.set_header("Retry-After", "1")
             self._reply(503, {"error": "ingest is overloaded; retry the same events later"})
             return
-        self._reply(202, {"accepted": len(parsed.events),
-                          "event_ids": parsed.events.event_ids, "rejected": rejected,
+        # No event ids in the answer: a player retries exactly when it got no answer, so
+        # ids assigned here could never make its retries idempotent; ids it sends can.
+        self._reply(202, {"accepted": len(parsed.events), "rejected": rejected,
                           "rejected_count": len(parsed.rejections)})
 
     def _refuse_too_large(self) -> None:

@@ -44,8 +44,9 @@ POLL_SECONDS = 0.2
 # A process that exits this soon after it started counts as failing to start.
 EARLY_EXIT_SECONDS = 10.0
 MAX_EARLY_EXITS = 5
+FIRST_RESTART_DELAY_SECONDS = 0.5
 MAX_RESTART_DELAY_SECONDS = 30.0
-STOP_GRACE_SECONDS = 60.0  # a process still flushing after this is killed
+STOP_GRACE_SECONDS = 25.0  # then a process still flushing is killed (systemd: 30 s)
 _PR_SET_PDEATHSIG = 1
 
 
@@ -70,7 +71,7 @@ class Supervisor:
         self.metrics_dir = Path(tempfile.mkdtemp(prefix="vora-analytics-metrics-"))
         self.children: dict[int, _Child] = {}
         self.early_exits = 0
-        self.restart_delay = 1.0
+        self.restart_delay = FIRST_RESTART_DELAY_SECONDS
         self.stopping = False
 
     def run(self) -> int:
@@ -127,7 +128,7 @@ class Supervisor:
                                              self.restart_delay * 2)
                 else:
                     self.early_exits = 0
-                    self.restart_delay = 1.0
+                    self.restart_delay = FIRST_RESTART_DELAY_SECONDS
                 if not self.stopping:
                     self._start(child.index)
         return 0

@@ -7,7 +7,7 @@ from pathlib import Path
 import orjson
 
 from analytics.events import Row
-from analytics.spool import DiskSpool
+from analytics.spool import DiskSpool, adopt_orphans, spool_dirs
 
 
 def rows(n: int, tag: str) -> list[Row]:
@@ -66,3 +66,41 @@ def test_json_that_is_not_rows_is_set_aside(tmp_path: Path) -> None:
     batch = spool.oldest()
     assert batch is not None and batch.rows == rows(1, "b")
     assert (tmp_path / "corrupt" / "0000000000000000-1.batch").exists()
+
+
+def _drain(spool: DiskSpool) -> list[list[Row]]:
+    seen = []
+    while (batch := spool.oldest()) is not None:
+        seen.append(batch.rows)
+        spool.remove(batch.name)
+    return seen
+
+
+def test_spools_left_by_another_process_count_are_adopted_in_order(tmp_path: Path) -> None:
+    """From one process to two: the top directory's batches and those of a process that
+    no longer exists move into process 0's spool, after its own and in their order."""
+    DiskSpool(tmp_path, 10**6).append(rows(2, "single-1"))
+    DiskSpool(tmp_path, 10**6).append(rows(1, "single-2"))
+    DiskSpool(tmp_path / "process-0", 10**6).append(rows(1, "own"))
+    DiskSpool(tmp_path / "process-3", 10**6).append(rows(3, "gone"))
+    (tmp_path / "corrupt").mkdir()
+    (tmp_path / "corrupt" / "0000000000000000-1.batch").write_bytes(b"not json")
+
+    assert adopt_orphans(tmp_path, 2) == 3
+    assert spool_dirs(tmp_path, 2) == [tmp_path / "process-0", tmp_path / "process-1"]
+    assert not list(tmp_path.glob("*.batch")) and not (tmp_path / "process-3").exists()
+    assert (tmp_path / "corrupt" / "0000000000000000-1.batch").exists()  # left for a person
+    first = DiskSpool(tmp_path / "process-0", 10**6)
+    assert first.depth().events == 7
+    assert _drain(first) == [rows(1, "own"), rows(2, "single-1"), rows(1, "single-2"),
+                             rows(3, "gone")]
+    assert adopt_orphans(tmp_path, 2) == 0  # nothing left to move
+
+
+def test_back_to_one_process_the_per_process_spools_are_adopted(tmp_path: Path) -> None:
+    DiskSpool(tmp_path / "process-0", 10**6).append(rows(1, "p0"))
+    DiskSpool(tmp_path / "process-1", 10**6).append(rows(2, "p1"))
+    assert adopt_orphans(tmp_path, 1) == 2
+    assert spool_dirs(tmp_path, 1) == [tmp_path]
+    assert not list(tmp_path.glob("process-*"))
+    assert _drain(DiskSpool(tmp_path, 10**6)) == [rows(1, "p0"), rows(2, "p1")]
