@@ -31,7 +31,7 @@ lint: setup       ## ruff, buf lint
 	$(VENV)/bin/buf lint proto
 
 typecheck: setup  ## mypy (strict) on our code, not on generated code
-	$(VENV)/bin/mypy vora control edge farm gateway analytics
+	$(VENV)/bin/mypy vora control edge farm gateway analytics bench tests
 
 check: lint typecheck
 

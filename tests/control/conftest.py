@@ -120,12 +120,12 @@ async def channel(control: control_main.Control) -> AsyncIterator[grpc.aio.Chann
 
 
 @pytest.fixture(scope="session")
-def videos_stub(channel: grpc.aio.Channel) -> video_pb2_grpc.VideoServiceStub:
+def videos_stub(channel: grpc.aio.Channel) -> video_pb2_grpc.VideoServiceAsyncStub:
     return video_pb2_grpc.VideoServiceStub(channel)
 
 
 @pytest.fixture(scope="session")
-def uploads_stub(channel: grpc.aio.Channel) -> upload_pb2_grpc.UploadCallbackServiceStub:
+def uploads_stub(channel: grpc.aio.Channel) -> upload_pb2_grpc.UploadCallbackServiceAsyncStub:
     return upload_pb2_grpc.UploadCallbackServiceStub(channel)
 
 
@@ -171,7 +171,7 @@ def service_metadata(test_settings: Settings) -> tuple[tuple[str, str], ...]:
     return ((SERVICE_TOKEN_METADATA, test_settings.service_token),)
 
 
-async def report_upload(stub: upload_pb2_grpc.UploadCallbackServiceStub,
+async def report_upload(stub: upload_pb2_grpc.UploadCallbackServiceAsyncStub,
                         metadata: tuple[tuple[str, str], ...], subject: str,
                         size: int = 1234) -> str:
     """What the edge does when a TUS upload finishes; returns the new upload id."""

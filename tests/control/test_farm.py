@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Awaitable
 
 import grpc
 import pytest
@@ -17,7 +18,7 @@ Metadata = tuple[tuple[str, str], ...]
 
 
 @pytest.fixture
-def farm_stub(channel: grpc.aio.Channel) -> farm_pb2_grpc.FarmServiceStub:
+def farm_stub(channel: grpc.aio.Channel) -> farm_pb2_grpc.FarmServiceAsyncStub:
     return farm_pb2_grpc.FarmServiceStub(channel)
 
 
@@ -28,7 +29,7 @@ def gpu(index: int, nvenc: bool, total: int, busy: int) -> farm_pb2.Gpu:
 
 
 async def test_register_heartbeat_list_and_capacity(
-        farm_stub: farm_pb2_grpc.FarmServiceStub, service_metadata: Metadata,
+        farm_stub: farm_pb2_grpc.FarmServiceAsyncStub, service_metadata: Metadata,
         control: Control) -> None:
     before = await farm_stub.GetCapacity(farm_pb2.GetCapacityRequest(),
                                          metadata=service_metadata)
@@ -64,7 +65,7 @@ async def test_register_heartbeat_list_and_capacity(
 
 
 async def test_a_new_node_without_an_id_is_named_by_control(
-        farm_stub: farm_pb2_grpc.FarmServiceStub, service_metadata: Metadata) -> None:
+        farm_stub: farm_pb2_grpc.FarmServiceAsyncStub, service_metadata: Metadata) -> None:
     node = farm_pb2.Node(hostname="gpu box/7", cpu_slots_total=1)
     first = await farm_stub.RegisterNode(farm_pb2.RegisterNodeRequest(node=node),
                                          metadata=service_metadata)
@@ -77,9 +78,9 @@ async def test_a_new_node_without_an_id_is_named_by_control(
 
 
 async def test_farm_refuses_unknown_nodes_bad_input_and_users(
-        farm_stub: farm_pb2_grpc.FarmServiceStub, service_metadata: Metadata,
+        farm_stub: farm_pb2_grpc.FarmServiceAsyncStub, service_metadata: Metadata,
         alice: User) -> None:
-    cases = [
+    cases: list[tuple[Awaitable[object], grpc.StatusCode]] = [
         (farm_stub.Heartbeat(farm_pb2.HeartbeatRequest(node_id="never-registered"),
                              metadata=service_metadata), grpc.StatusCode.NOT_FOUND),
         (farm_stub.RegisterNode(farm_pb2.RegisterNodeRequest(node=farm_pb2.Node(

@@ -4,6 +4,7 @@ PostgreSQL and Temporal of the stack."""
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable
 
 import grpc
 import pytest
@@ -20,7 +21,7 @@ Video = video_pb2.Video
 Metadata = tuple[tuple[str, str], ...]
 
 
-async def create(stub: video_pb2_grpc.VideoServiceStub, user: User,
+async def create(stub: video_pb2_grpc.VideoServiceAsyncStub, user: User,
                  title: str = "clip") -> video_pb2.Video:
     response = await stub.CreateVideo(video_pb2.CreateVideoRequest(title=title),
                                       metadata=user.metadata)
@@ -28,8 +29,8 @@ async def create(stub: video_pb2_grpc.VideoServiceStub, user: User,
     return video
 
 
-async def processing_video(stub: video_pb2_grpc.VideoServiceStub,
-                           uploads: upload_pb2_grpc.UploadCallbackServiceStub,
+async def processing_video(stub: video_pb2_grpc.VideoServiceAsyncStub,
+                           uploads: upload_pb2_grpc.UploadCallbackServiceAsyncStub,
                            service: Metadata, user: User) -> video_pb2.Video:
     video = await create(stub, user)
     upload_id = await report_upload(uploads, service, user.subject)
@@ -39,15 +40,15 @@ async def processing_video(stub: video_pb2_grpc.VideoServiceStub,
     return processing
 
 
-async def expect_code(call: object, code: grpc.StatusCode) -> str:
+async def expect_code(call: Awaitable[object], code: grpc.StatusCode) -> str:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await call  # type: ignore[misc]
+        await call
     assert caught.value.code() == code, caught.value.details()
     return caught.value.details() or ""
 
 
 async def test_create_returns_a_signed_upload_token(
-        videos_stub: video_pb2_grpc.VideoServiceStub, alice: User,
+        videos_stub: video_pb2_grpc.VideoServiceAsyncStub, alice: User,
         test_settings: Settings) -> None:
     response = await videos_stub.CreateVideo(
         video_pb2.CreateVideoRequest(title="Holiday", description="beach", size_bytes=5000),
@@ -62,7 +63,7 @@ async def test_create_returns_a_signed_upload_token(
 
 
 async def test_list_is_newest_first_by_cursor(
-        videos_stub: video_pb2_grpc.VideoServiceStub, alice: User, bob: User) -> None:
+        videos_stub: video_pb2_grpc.VideoServiceAsyncStub, alice: User, bob: User) -> None:
     made = [(await create(videos_stub, alice, f"v{i}")).id for i in range(5)]
     await create(videos_stub, bob)
     seen: list[str] = []
@@ -80,8 +81,8 @@ async def test_list_is_newest_first_by_cursor(
 
 
 async def test_complete_upload_starts_one_workflow_and_is_idempotent(
-        videos_stub: video_pb2_grpc.VideoServiceStub,
-        uploads_stub: upload_pb2_grpc.UploadCallbackServiceStub, service_metadata: Metadata,
+        videos_stub: video_pb2_grpc.VideoServiceAsyncStub,
+        uploads_stub: upload_pb2_grpc.UploadCallbackServiceAsyncStub, service_metadata: Metadata,
         alice: User, temporal: Client) -> None:
     video = await create(videos_stub, alice)
     upload_id = await report_upload(uploads_stub, service_metadata, alice.subject)
@@ -104,8 +105,8 @@ async def test_complete_upload_starts_one_workflow_and_is_idempotent(
 
 
 async def test_upload_must_be_complete_and_belong_to_the_caller(
-        videos_stub: video_pb2_grpc.VideoServiceStub,
-        uploads_stub: upload_pb2_grpc.UploadCallbackServiceStub, service_metadata: Metadata,
+        videos_stub: video_pb2_grpc.VideoServiceAsyncStub,
+        uploads_stub: upload_pb2_grpc.UploadCallbackServiceAsyncStub, service_metadata: Metadata,
         alice: User, bob: User) -> None:
     video = await create(videos_stub, alice)
     never_reported = "0" * 32
@@ -123,8 +124,8 @@ async def test_upload_must_be_complete_and_belong_to_the_caller(
 
 
 async def test_one_upload_belongs_to_one_video(
-        videos_stub: video_pb2_grpc.VideoServiceStub,
-        uploads_stub: upload_pb2_grpc.UploadCallbackServiceStub, service_metadata: Metadata,
+        videos_stub: video_pb2_grpc.VideoServiceAsyncStub,
+        uploads_stub: upload_pb2_grpc.UploadCallbackServiceAsyncStub, service_metadata: Metadata,
         alice: User) -> None:
     first, second = await create(videos_stub, alice), await create(videos_stub, alice)
     upload_id = await report_upload(uploads_stub, service_metadata, alice.subject)
@@ -137,7 +138,7 @@ async def test_one_upload_belongs_to_one_video(
 
 
 async def test_upload_completed_is_idempotent_and_refuses_a_different_report(
-        uploads_stub: upload_pb2_grpc.UploadCallbackServiceStub, service_metadata: Metadata,
+        uploads_stub: upload_pb2_grpc.UploadCallbackServiceAsyncStub, service_metadata: Metadata,
         alice: User) -> None:
     request = upload_pb2.UploadCompletedRequest(
         upload_id="a" * 32, size_bytes=10, sha256="b" * 64, subject=alice.subject)
@@ -154,8 +155,8 @@ async def test_upload_completed_is_idempotent_and_refuses_a_different_report(
 
 
 async def test_bookkeeping_drives_progress_ready_and_playback(
-        videos_stub: video_pb2_grpc.VideoServiceStub,
-        uploads_stub: upload_pb2_grpc.UploadCallbackServiceStub, service_metadata: Metadata,
+        videos_stub: video_pb2_grpc.VideoServiceAsyncStub,
+        uploads_stub: upload_pb2_grpc.UploadCallbackServiceAsyncStub, service_metadata: Metadata,
         alice: User, bookkeeping: BookkeepingActivities, test_settings: Settings) -> None:
     video = await processing_video(videos_stub, uploads_stub, service_metadata, alice)
     await expect_code(videos_stub.GetPlaybackUrl(video_pb2.GetPlaybackUrlRequest(
@@ -188,8 +189,8 @@ async def test_bookkeeping_drives_progress_ready_and_playback(
 
 
 async def test_state_machine_refuses_illegal_transitions_with_the_reason(
-        videos_stub: video_pb2_grpc.VideoServiceStub,
-        uploads_stub: upload_pb2_grpc.UploadCallbackServiceStub, service_metadata: Metadata,
+        videos_stub: video_pb2_grpc.VideoServiceAsyncStub,
+        uploads_stub: upload_pb2_grpc.UploadCallbackServiceAsyncStub, service_metadata: Metadata,
         alice: User, bookkeeping: BookkeepingActivities) -> None:
     created = await create(videos_stub, alice)
     details = await expect_code(videos_stub.RetryProcessing(video_pb2.RetryProcessingRequest(
@@ -215,12 +216,12 @@ async def test_state_machine_refuses_illegal_transitions_with_the_reason(
 
 
 async def test_bola_another_users_video_does_not_exist(
-        videos_stub: video_pb2_grpc.VideoServiceStub,
-        uploads_stub: upload_pb2_grpc.UploadCallbackServiceStub, service_metadata: Metadata,
+        videos_stub: video_pb2_grpc.VideoServiceAsyncStub,
+        uploads_stub: upload_pb2_grpc.UploadCallbackServiceAsyncStub, service_metadata: Metadata,
         alice: User, bob: User, bookkeeping: BookkeepingActivities) -> None:
     video = await processing_video(videos_stub, uploads_stub, service_metadata, alice)
     await bookkeeping.mark_ready(jobs.MarkReadyInput(video_id=video.id))
-    calls = [
+    calls: list[Awaitable[object]] = [
         videos_stub.GetVideo(video_pb2.GetVideoRequest(video_id=video.id), metadata=bob.metadata),
         videos_stub.GetPlaybackUrl(video_pb2.GetPlaybackUrlRequest(video_id=video.id),
                                    metadata=bob.metadata),
@@ -241,8 +242,8 @@ async def test_bola_another_users_video_does_not_exist(
 
 
 async def test_delete_hides_at_once_and_starts_the_delete_workflow(
-        videos_stub: video_pb2_grpc.VideoServiceStub,
-        uploads_stub: upload_pb2_grpc.UploadCallbackServiceStub, service_metadata: Metadata,
+        videos_stub: video_pb2_grpc.VideoServiceAsyncStub,
+        uploads_stub: upload_pb2_grpc.UploadCallbackServiceAsyncStub, service_metadata: Metadata,
         alice: User, bookkeeping: BookkeepingActivities, temporal: Client) -> None:
     video = await processing_video(videos_stub, uploads_stub, service_metadata, alice)
     request = video_pb2.DeleteVideoRequest(video_id=video.id)
@@ -269,7 +270,7 @@ async def test_delete_hides_at_once_and_starts_the_delete_workflow(
 
 @pytest.mark.parametrize("case", ["none", "garbage", "expired", "audience", "service"])
 async def test_authentication_is_required_and_checked(
-        videos_stub: video_pb2_grpc.VideoServiceStub, test_settings: Settings,
+        videos_stub: video_pb2_grpc.VideoServiceAsyncStub, test_settings: Settings,
         case: str) -> None:
     from control.auth import mint_token
 
@@ -288,13 +289,13 @@ async def test_authentication_is_required_and_checked(
 
 
 async def test_service_token_cannot_act_for_a_user(
-        videos_stub: video_pb2_grpc.VideoServiceStub, service_metadata: Metadata) -> None:
+        videos_stub: video_pb2_grpc.VideoServiceAsyncStub, service_metadata: Metadata) -> None:
     await expect_code(videos_stub.CreateVideo(video_pb2.CreateVideoRequest(),
                                               metadata=service_metadata),
                       grpc.StatusCode.PERMISSION_DENIED)
 
 
-async def test_invalid_input_is_refused(videos_stub: video_pb2_grpc.VideoServiceStub,
+async def test_invalid_input_is_refused(videos_stub: video_pb2_grpc.VideoServiceAsyncStub,
                                         test_settings: Settings) -> None:
     user = make_user(test_settings, "carol")
     await expect_code(videos_stub.CreateVideo(video_pb2.CreateVideoRequest(title="x" * 201),

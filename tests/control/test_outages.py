@@ -39,7 +39,7 @@ async def stopped(settings: Settings, component: str) -> AsyncIterator[None]:
 
 async def test_postgres_down_is_503_and_unavailable(
         control: Control, infra: Settings, alice: User,
-        videos_stub: video_pb2_grpc.VideoServiceStub) -> None:
+        videos_stub: video_pb2_grpc.VideoServiceAsyncStub) -> None:
     video = json.loads((await call(control, "POST", "/v1/videos", body={},
                                    headers=alice.headers)).body)["video"]
     async with stopped(infra, "postgres"):
@@ -66,8 +66,8 @@ async def test_postgres_down_is_503_and_unavailable(
 
 async def test_temporal_down_commits_and_starts_when_back(
         control: Control, infra: Settings, alice: User,
-        videos_stub: video_pb2_grpc.VideoServiceStub,
-        uploads_stub: upload_pb2_grpc.UploadCallbackServiceStub,
+        videos_stub: video_pb2_grpc.VideoServiceAsyncStub,
+        uploads_stub: upload_pb2_grpc.UploadCallbackServiceAsyncStub,
         service_metadata: Metadata) -> None:
     control.relay.breaker = CircuitBreaker(threshold=2, cooldown=0.5, max_cooldown=2.0)
     video = (await videos_stub.CreateVideo(video_pb2.CreateVideoRequest(title="t"),

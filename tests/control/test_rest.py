@@ -52,7 +52,7 @@ async def create(control: Control, user: User, **body: Any) -> dict[str, Any]:
 
 
 async def test_lifecycle_over_rest(control: Control, alice: User,
-                                   uploads_stub: upload_pb2_grpc.UploadCallbackServiceStub,
+                                   uploads_stub: upload_pb2_grpc.UploadCallbackServiceAsyncStub,
                                    service_metadata: Metadata,
                                    bookkeeping: BookkeepingActivities) -> None:
     video = await create(control, alice, title="Trip", description="d", size_bytes=10)

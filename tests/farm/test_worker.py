@@ -89,7 +89,7 @@ async def test_control_link_registers_and_heartbeats_with_the_service_token(
     _, allocator = await node.discover(
         settings, FakeNvml(driver_version="535.183.01",
                            gpus=[FakeGpu("NVIDIA GeForce RTX 4080", "GPU-4080")]), has_nvenc)
-    servicer = RecordingFarmService()
+    servicer = RecordingFarmService()  # type: ignore[abstract]  # partial fake
     server = grpc.aio.server()
     farm_pb2_grpc.add_FarmServiceServicer_to_server(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")

@@ -179,7 +179,7 @@ def running_delivery(settings: Settings, ladder: Ladder,
     everything stopped and the objects removed afterwards."""
     video_id = storage.new_video_id()
     keys = upload_ladder(settings, ladder, video_id)
-    control = FakeVideoService(settings.service_token)
+    control = FakeVideoService(settings.service_token)  # type: ignore[abstract]  # partial fake
     control.videos[video_id] = ready_video(video_id, ladder)
     server = ControlServer(control)
     server.start()

@@ -16,7 +16,8 @@ from vora.v1 import video_pb2
 
 @pytest.fixture
 def control(settings: Settings) -> Iterator[ControlServer]:
-    server = ControlServer(FakeVideoService(settings.service_token))
+    server = ControlServer(
+        FakeVideoService(settings.service_token))  # type: ignore[abstract]  # partial fake
     server.start()
     yield server
     server.stop()

@@ -92,7 +92,7 @@ def test_a_rotated_out_key_is_refused_even_for_cached_content(
     a token under relC plays all three through Varnish as cache HITs with the same bytes,
     and direct from the gateway; a token under relB, the previous key, still plays."""
     video_id, made = ladder
-    control = FakeVideoService(stack.service_token)
+    control = FakeVideoService(stack.service_token)  # type: ignore[abstract]  # partial fake
     control.videos[video_id] = ready_video(video_id, made)
     server = ControlServer(control)
     server.start()

@@ -107,10 +107,15 @@ def test_http_through_varnish_reaches_the_gateway(stack: Settings) -> None:
 async def test_control_offers_health_and_reflection(stack: Settings) -> None:
     async with grpc.aio.insecure_channel(stack.control_grpc_target) as channel:
         health = health_pb2_grpc.HealthStub(channel)
-        reply = await health.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
+        # types-grpcio-health-checking's HealthStub declares no RPC attributes.
+        reply = await health.Check(  # type: ignore[attr-defined]
+            health_pb2.HealthCheckRequest(service=""), timeout=5)
         assert reply.status == health_pb2.HealthCheckResponse.SERVING
-        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+        # types-grpcio-reflection types this stub for sync channels only, and its
+        # ServerReflectionInfo as binascii.Incomplete (an exception class, by mistake).
+        stub = reflection_pb2_grpc.ServerReflectionStub(channel)  # type: ignore[arg-type]
         request = reflection_pb2.ServerReflectionRequest(list_services="")
-        responses = [r async for r in stub.ServerReflectionInfo(iter([request]), timeout=5)]
+        responses = [r async for r in stub.ServerReflectionInfo(  # type: ignore[operator]
+            iter([request]), timeout=5)]
         names = {s.name for s in responses[0].list_services_response.service}
         assert "grpc.health.v1.Health" in names
