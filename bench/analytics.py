@@ -7,10 +7,11 @@ the same size, both columnar (as Vora's writer does) and row-wise, and counts th
 with the better median. Vora runs one ingest process per core (VORA_ANALYTICS_PROCESSES),
 as a node would, and is sent 500-event requests over 32 keep-alive connections (few
 connections would leave the processes' shares of them to chance).
-Both write to the stack's PlaybackEvents table, and each side starts once ClickHouse has
-finished merging what the previous one wrote. (Not a fresh table: inserts into a new,
-nearly empty MergeTree measured half as fast here, which would flatter the ratio.) Needs
-the local stack's ClickHouse (`vora dev up postgres s3 clickhouse`).
+Both write to PlaybackEvents in a database of the benchmark's own (vora_bench_analytics,
+created by the migrations at the start and dropped at the end, so no run inherits the
+merges of the runs before it and the stack's own table gets no fake events), and each
+side starts once ClickHouse has finished merging what the previous one wrote. Needs the
+local stack's ClickHouse (`vora dev up postgres s3 clickhouse`).
 
     python -m bench.analytics [--rounds 5] [--events 100000]
 """
@@ -39,8 +40,8 @@ from analytics.events import EventColumns, Row, parse_event
 from analytics.sink import INSERT_SQL
 from bench.harness import Report, alternate, figure, save, show
 from vora import devstack, storage
-from vora.config import load_settings
-from vora.migrate import clickhouse_client
+from vora.config import Settings, load_settings
+from vora.migrate import clickhouse_client, migrate_clickhouse
 
 EVENTS = 100_000
 ROUNDS = 5  # short rounds on a shared machine: more of them steady the medians
@@ -54,6 +55,8 @@ PROCESSES = os.cpu_count() or 1
 PLAYER_EVENTS = 20
 PLAYER_REQUESTS = 1000
 REPO_ROOT = Path(__file__).resolve().parent.parent
+BENCH_DATABASE = "vora_bench_analytics"
+DROP_TIMEOUT_SECONDS = 600
 SETTLE_SECONDS = 15  # at most, waiting for ClickHouse's merges before a measurement
 
 
@@ -73,9 +76,10 @@ def _health(url: str) -> dict[str, Any]:
 
 
 class Ingester:
-    def __init__(self, spool: Path) -> None:
+    def __init__(self, spool: Path, database: str) -> None:
         self.port = _free_port()
         env = {**os.environ, "VORA_ANALYTICS_PORT": str(self.port),
+               "VORA_CLICKHOUSE_DATABASE": database,
                "VORA_ANALYTICS_SPOOL_DIR": str(spool), "VORA_LOG_LEVEL": "WARNING",
                "VORA_ANALYTICS_BATCH_SIZE": str(WRITER_BATCH),
                "VORA_ANALYTICS_FLUSH_SECONDS": "0.05",
@@ -105,6 +109,18 @@ def _counters(url: str) -> dict[str, float]:
         text = response.read().decode()
     return {sample.name: sample.value for family in text_string_to_metric_families(text)
             for sample in family.samples if sample.name.endswith("_total")}
+
+
+def _drop_database(settings: Settings) -> None:
+    # ClickHouse 18.16 drops a table only after its merges stop: after a full run that
+    # took 30-60 s here, longer than the driver's usual timeout.
+    admin = Client(host=settings.clickhouse_host, port=settings.clickhouse_port,
+                   user=settings.clickhouse_user, password=settings.clickhouse_password,
+                   database="default", send_receive_timeout=DROP_TIMEOUT_SECONDS)
+    try:
+        admin.execute(f"DROP DATABASE IF EXISTS {settings.clickhouse_database}")
+    finally:
+        admin.disconnect()
 
 
 def _free_port() -> int:
@@ -137,11 +153,12 @@ def _post_all(url: str, requests: list[bytes], latencies: list[float]) -> None:
                 raise RuntimeError(f"ingest answered {status!r}")
 
 
-def _settle(client: Client, database: str) -> None:
-    """Wait until ClickHouse merges nothing in the database (what the last side wrote)."""
+def _settle(client: Client) -> None:
+    """Wait until ClickHouse merges nothing (what the last side wrote, or the stack's own
+    tables: a merge anywhere takes CPU from whichever side runs next)."""
     deadline = time.monotonic() + SETTLE_SECONDS
     while time.monotonic() < deadline and client.execute(
-            "SELECT count() FROM system.merges WHERE database = %(d)s", {"d": database})[0][0]:
+            "SELECT count() FROM system.merges")[0][0]:
         time.sleep(0.1)
 
 
@@ -167,17 +184,23 @@ def run(rounds: int = ROUNDS, count: int = EVENTS) -> Report:
     received = time.time()
     rows: list[Row] = [parse_event(event, received) for event in events]
     columns = EventColumns.from_rows(rows)
-    database = settings.clickhouse_database
+    # A database of the benchmark's own, new each run: the stack's table keeps what every
+    # earlier run wrote (it had 90 million rows, whose merges took 0.7 of a core
+    # throughout), so results drifted run after run, and dashboards saw fake events.
+    database = BENCH_DATABASE
+    settings = settings.model_copy(update={"clickhouse_database": database})
+    _drop_database(settings)
+    migrate_clickhouse(settings)
     client = clickhouse_client(settings)
     http_acks: list[list[float]] = []
     row_wise: list[float] = []
     columnar: list[float] = []
     try:
         with tempfile.TemporaryDirectory() as spool:
-            ingester = Ingester(Path(spool))
+            ingester = Ingester(Path(spool), database)
 
             def vora() -> float:
-                _settle(client, database)
+                _settle(client)
                 before = _counters(ingester.url)
                 latencies: list[float] = []
                 started = time.perf_counter()
@@ -202,7 +225,7 @@ def run(rounds: int = ROUNDS, count: int = EVENTS) -> Report:
                 return count / elapsed
 
             def direct_columnar() -> float:
-                _settle(client, database)
+                _settle(client)
                 started = time.perf_counter()
                 for i in range(0, count, WRITER_BATCH):
                     _insert(client, columns, i, i + WRITER_BATCH)
@@ -210,7 +233,7 @@ def run(rounds: int = ROUNDS, count: int = EVENTS) -> Report:
                 return columnar[-1]
 
             def direct_row_wise() -> float:
-                _settle(client, database)
+                _settle(client)
                 started = time.perf_counter()
                 for i in range(0, count, WRITER_BATCH):
                     client.execute(INSERT_SQL, rows[i:i + WRITER_BATCH], types_check=False)
@@ -248,6 +271,7 @@ def run(rounds: int = ROUNDS, count: int = EVENTS) -> Report:
                 ingester.stop()
     finally:
         client.disconnect()
+        _drop_database(settings)
     return Report("analytics", [
         figure("sustained ingest", "events/s", ours, theirs, "clickhouse-driver bulk insert",
                goal=">= 0.5x and >= 20k events/s"),
@@ -263,7 +287,9 @@ def run(rounds: int = ROUNDS, count: int = EVENTS) -> Report:
         "the same rows, both measured every round; Vora's "
         f"writer inserts columnar; Vora runs {PROCESSES} ingest process(es) (one per core, "
         "VORA_ANALYTICS_PROCESSES) sharing the port",
-        "each side starts when ClickHouse has no merge running in the database",
+        f"both write to PlaybackEvents in {BENCH_DATABASE}, a database created empty for "
+        "this run and dropped after it; each side starts when ClickHouse has no merge "
+        "running",
         f"during sustained ingest, ack p50 "
         f"{statistics.median([_percentile(a, 0.5) for a in http_acks]) * 1000:.1f} ms, p99 "
         f"{statistics.median([_percentile(a, 0.99) for a in http_acks]) * 1000:.1f} ms "
