@@ -136,6 +136,11 @@ def test_units_start_the_installed_services(site: Site, first_run: str) -> None:
     # The drain contract: SIGTERM to the worker only, and time for running transcodes.
     assert (farm.kill_signal, farm.kill_mode) == ("SIGTERM", "mixed")
     assert "TimeoutStopSec=3h 15min" in farm.path.read_text()
+    # Analytics runs one ingest process per core under a supervisor that passes SIGTERM on.
+    analytics = parse_unit(site.path("/etc/systemd/system/vora-analytics.service"))
+    assert (analytics.kill_signal, analytics.kill_mode) == ("SIGTERM", "mixed")
+    processes = load_settings(site.path("/etc/vora/analytics.env")).analytics_processes
+    assert processes == os.cpu_count()
 
 
 def test_units_pass_systemd_analyze(site: Site, first_run: str) -> None:
