@@ -5,12 +5,19 @@ buffer holds a full part it is uploaded, so memory stays below one part plus one
 network chunk whatever the file size. Nothing is visible to other requests until
 ``commit`` writes the new .info: parts uploaded by a request that fails are simply
 not listed there and are replaced or aborted later.
+
+The IOLoop only queues bytes: the whole-object SHA-256 and the request's checksum are
+computed on one hashing thread (hashlib releases the GIL on large updates, so this runs
+beside the loop on another core), and a part is joined from the received chunks in one
+copy.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +26,9 @@ from edge.objects import ObjectStorage, Part
 from edge.protocol import Checksum, TusError
 
 Hasher = Any  # hashlib's hash objects have no public type
+# One thread for the process keeps every upload's updates in arrival order, and hashes far
+# faster than uploads arrive (SHA-256 at 1.7 GB/s on the 2-core development VM).
+_HASH_POOL = ThreadPoolExecutor(1, thread_name_prefix="edge-hash")
 
 
 @dataclass
@@ -39,7 +49,9 @@ class UploadWriter:
         self.hasher = hasher.copy() if hasher is not None else None
         self.checksum = checksum
         self.request_hash = hashlib.new(checksum.algorithm) if checksum else None
-        self.buffer = bytearray()
+        self.hashing: asyncio.Future[None] | None = None  # the last update queued
+        self.chunks: deque[bytes] = deque()  # received bytes not yet in a part, in order
+        self.buffered = 0
         self.received = 0
         self.multipart_id = info.multipart_id
         # Part uploads run while the next part is received; waiting for the oldest once
@@ -55,7 +67,8 @@ class UploadWriter:
         stored = await self.objects.get(self.info.tail)
         if stored is None or len(stored.body) != self.info.tail_size:
             raise TusError(500, "the upload's stored tail is missing; terminate and restart it")
-        self.buffer += stored.body
+        self.chunks.append(stored.body)
+        self.buffered += len(stored.body)
 
     @property
     def offset(self) -> int:
@@ -64,15 +77,42 @@ class UploadWriter:
     async def write(self, chunk: bytes) -> None:
         if self.info.length is not None and self.offset + len(chunk) > self.info.length:
             raise TusError(413, f"the body runs past Upload-Length {self.info.length}")
-        self.buffer += chunk
+        chunk = bytes(chunk)  # no copy for bytes; the hashing thread must see it unchanged
+        self.chunks.append(chunk)
+        self.buffered += len(chunk)
         self.received += len(chunk)
+        if self.hasher is not None or self.request_hash is not None:
+            self.hashing = asyncio.get_running_loop().run_in_executor(
+                _HASH_POOL, self._hash, chunk)
+        while self.buffered >= self.part_bytes:
+            await self._upload_part(self._take(self.part_bytes))
+
+    def _hash(self, chunk: bytes) -> None:
+        """On the hashing thread."""
         if self.hasher is not None:
             self.hasher.update(chunk)
         if self.request_hash is not None:
             self.request_hash.update(chunk)
-        while len(self.buffer) >= self.part_bytes:
-            await self._upload_part(bytes(self.buffer[: self.part_bytes]))
-            del self.buffer[: self.part_bytes]
+
+    async def _hashed(self) -> None:
+        """Wait until every received byte is in the digests (the queue is in order)."""
+        if self.hashing is not None:
+            await self.hashing
+
+    def _take(self, size: int) -> bytes:
+        """The first ``size`` buffered bytes as one object, in one copy; the rest stays."""
+        taken: list[bytes] = []
+        count = 0
+        while count < size:
+            chunk = self.chunks.popleft()
+            if count + len(chunk) > size:
+                cut = size - count
+                self.chunks.appendleft(chunk[cut:])
+                chunk = chunk[:cut]
+            taken.append(chunk)
+            count += len(chunk)
+        self.buffered -= size
+        return taken[0] if len(taken) == 1 else b"".join(taken)
 
     async def _upload_part(self, body: bytes) -> None:
         key = data_key(self.info.id)
@@ -95,7 +135,8 @@ class UploadWriter:
     async def discard(self) -> None:
         """Wait out part uploads of a request that will not commit (their parts are unused)."""
         pending, self.pending = self.pending, []
-        await asyncio.gather(*pending, return_exceptions=True)
+        await asyncio.gather(*pending, *([self.hashing] if self.hashing else []),
+                             return_exceptions=True)
 
     def verify_checksum(self) -> None:
         """460 when the request's Upload-Checksum does not match: nothing is committed."""
@@ -107,23 +148,24 @@ class UploadWriter:
 
     async def commit(self) -> Committed:
         """Make the received bytes durable and visible; return the new state."""
+        await self._hashed()
         self.verify_checksum()
         await self._drain()
         if self.info.length is not None and self.offset == self.info.length:
             return await self._finish()
-        new_tail = tail_key(self.info.id, self.offset) if self.buffer else None
+        new_tail = tail_key(self.info.id, self.offset) if self.buffered else None
         if new_tail is not None:
-            await self.objects.put(new_tail, bytes(self.buffer))
+            await self.objects.put(new_tail, b"".join(self.chunks))
         info = self.info.with_(
             offset=self.offset, multipart_id=self.multipart_id,
-            parts=(*self.info.parts, *self.new_parts), tail_size=len(self.buffer))
+            parts=(*self.info.parts, *self.new_parts), tail_size=self.buffered)
         etag = await self.objects.put(info_key(info.id), info.to_json(), if_match=self.etag)
         await self._drop_old_tail(keep=new_tail)
         return Committed(info, etag, self.hasher)
 
     async def _finish(self) -> Committed:
         if self.multipart_id is None:  # smaller than one part: one PUT, safe to repeat
-            await self.objects.put(data_key(self.info.id), bytes(self.buffer))
+            await self.objects.put(data_key(self.info.id), b"".join(self.chunks))
             done = await complete_upload(self.objects, self.info.with_(offset=self.offset),
                                          self.etag, self.hasher)
             await self._drop_old_tail(keep=None)
@@ -133,8 +175,8 @@ class UploadWriter:
 
     async def mark_completing(self) -> tuple[UploadInfo, str]:
         """Store the last part and record every part before completing (see info.completing)."""
-        if self.buffer:
-            await self._upload_part(bytes(self.buffer))
+        if self.buffered:
+            await self._upload_part(self._take(self.buffered))
         await self._drain()
         info = self.info.with_(offset=self.offset, multipart_id=self.multipart_id,
                                parts=(*self.info.parts, *self.new_parts), tail_size=0,
