@@ -64,10 +64,9 @@ class _Child:
 
 
 class Supervisor:
-    def __init__(self, settings: Settings, command: list[str] | None = None) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.count = settings.analytics_processes
-        self.command = command or [sys.executable, "-m", "analytics.main"]
         self.metrics_dir = Path(tempfile.mkdtemp(prefix="vora-analytics-metrics-"))
         self.children: dict[int, _Child] = {}
         self.early_exits = 0
@@ -99,8 +98,8 @@ class Supervisor:
         env = {**os.environ, PROCESS_ENV: str(index),
                "PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir)}
         # preexec_fn is safe here: the supervisor runs no threads.
-        process = subprocess.Popen(
-            self.command, env=env, preexec_fn=functools.partial(_die_with, os.getpid()))
+        process = subprocess.Popen([sys.executable, "-m", "analytics.main"], env=env,
+                                   preexec_fn=functools.partial(_die_with, os.getpid()))
         self.children[index] = _Child(index, process)
         log.info("ingest process started", process=index, pid=process.pid)
 
