@@ -88,14 +88,17 @@ class Ingester:
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen([sys.executable, "-m", "analytics.main"], env=env,
                                         cwd=REPO_ROOT, stdout=subprocess.DEVNULL)
+        # Until every process answers: each /healthz is a new connection, which the kernel
+        # gives only to processes already listening.
         deadline = time.monotonic() + 20
-        while True:
+        answered: set[int] = set()
+        while answered != set(range(PROCESSES)):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"ingest processes {sorted(answered)} of {PROCESSES} "
+                                   "answered within 20 s")
             try:
-                _health(self.url)
-                return
+                answered.add(_health(self.url)["process"])
             except OSError:
-                if time.monotonic() > deadline:
-                    raise
                 time.sleep(0.1)
 
     def stop(self) -> None:

@@ -49,6 +49,21 @@ def _wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.1)
 
 
+def _start_two(start: Callable[..., Ingester], *args: Path, **overrides: str) -> Ingester:
+    """Two ingest processes, both listening: the first to answer /healthz lets the
+    ingester's start return, while the other may still be starting. Each /healthz call is
+    a new connection, which the kernel gives to one of the listening processes."""
+    ingester = start(*args, **TWO, **overrides)
+    answered: set[int] = set()
+
+    def both() -> bool:
+        answered.add(get_json(f"{ingester.url}/healthz")["process"])
+        return answered == {0, 1}
+
+    _wait_for(both, 20, "both processes answering on the port")
+    return ingester
+
+
 def _metrics(ingester: Ingester) -> dict[str, float]:
     with urllib.request.urlopen(f"{ingester.url}/metrics", timeout=5) as response:  # noqa: S310
         text = response.read().decode()
@@ -78,7 +93,7 @@ def _present(clickhouse: Client, video_id: str) -> list[str]:
 
 def test_connections_spread_over_the_processes_and_every_event_lands_once(
         start_ingester: Callable[..., Ingester], clickhouse: Client) -> None:
-    ingester = start_ingester(**TWO)
+    ingester = _start_two(start_ingester)
     assert len(_children(ingester.process.pid)) == 2
     answered = {get_json(f"{ingester.url}/healthz")["process"] for _ in range(30)}
     assert answered == {0, 1}  # 30 connections all to one process: 2 ** -29
@@ -96,7 +111,7 @@ def test_connections_spread_over_the_processes_and_every_event_lands_once(
 
 def test_sigterm_flushes_every_process(start_ingester: Callable[..., Ingester],
                                        clickhouse: Client) -> None:
-    ingester = start_ingester(**TWO, **HOLD)
+    ingester = _start_two(start_ingester, **HOLD)
     children = _children(ingester.process.pid)
     video_id = storage.new_video_id()
     sent = _post_on_fresh_connections(ingester, video_id, 20, 50)
@@ -109,7 +124,7 @@ def test_sigterm_flushes_every_process(start_ingester: Callable[..., Ingester],
 
 def test_a_killed_process_is_started_again(start_ingester: Callable[..., Ingester],
                                            clickhouse: Client) -> None:
-    ingester = start_ingester(**TWO)
+    ingester = _start_two(start_ingester)
     video_id = storage.new_video_id()
     first = _post_on_fresh_connections(ingester, video_id, 10, 20)
     _wait_for(lambda: _metrics(ingester)["vora_analytics_events_written_total"] >= len(first),
@@ -130,7 +145,7 @@ def test_a_killed_process_is_started_again(start_ingester: Callable[..., Ingeste
 
 def test_a_killed_supervisor_takes_its_processes_down_and_they_flush(
         start_ingester: Callable[..., Ingester], clickhouse: Client) -> None:
-    ingester = start_ingester(**TWO, **HOLD)
+    ingester = _start_two(start_ingester, **HOLD)
     children = _children(ingester.process.pid)
     video_id = storage.new_video_id()
     sent = _post_on_fresh_connections(ingester, video_id, 20, 50)
@@ -149,7 +164,7 @@ def test_a_batch_spooled_by_a_single_process_run_is_replayed_by_two(
     events = [play_event(video_id, time.time()) for _ in range(5)]
     rows = [parse_event(event, time.time()) for event in events]
     (spool / f"{0:016d}-{len(rows)}.batch").write_bytes(orjson.dumps(rows))
-    ingester = start_ingester(spool, **TWO)
+    ingester = _start_two(start_ingester, spool)
     _wait_for(lambda: len(_present(clickhouse, video_id)) == len(rows), 20,
               "the adopted batch replayed")
     assert not list(spool.glob("*.batch"))
