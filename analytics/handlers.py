@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 import tornado.web
+from prometheus_client import CollectorRegistry
 
 from analytics import metrics
 from analytics.events import EventError, ParsedBatch, parse_body
@@ -121,21 +122,43 @@ class EventsHandler(CorsMixin):
 
 
 class HealthHandler(tornado.web.RequestHandler):
-    """200 while ingest works, whatever ClickHouse's state (which the body reports)."""
+    """200 while ingest works, whatever ClickHouse's state (which the body reports).
+
+    With several ingest processes the one that took the connection answers for itself
+    (its buffer, spool and counts, what a load balancer's check is about), and ``all``
+    sums every process from the shared metrics files, as /metrics does."""
 
     def initialize(self, writer: BatchWriter, process: int | None = None,
-                   processes: int = 1) -> None:
+                   processes: int = 1, shared: CollectorRegistry | None = None) -> None:
         self.writer = writer
         self.process = process
         self.processes = processes
+        self.shared = shared
 
     def get(self) -> None:
         status = self.writer.status()
         body = {"service": "analytics",
                 "status": "ok" if status["clickhouse"] == "up" else "degraded",
-                # With several ingest processes, the one that took this connection answers
-                # for itself (its buffer, spool and counts); /metrics sums them all.
                 "process": self.process or 0, "processes": self.processes, **status}
+        if self.shared is not None:
+            body["all"] = _summed(self.shared)
         self.set_header("Content-Type", "application/json")
         self.set_header("Cache-Control", "no-store")
         self.finish(orjson.dumps(body))
+
+
+def _summed(registry: CollectorRegistry) -> dict[str, Any]:
+    """Every ingest process's state, from the metrics they share."""
+    values: dict[str, float] = {}
+    for family in registry.collect():
+        for sample in family.samples:
+            values[sample.name] = values.get(sample.name, 0.0) + sample.value
+    name = "vora_analytics_{}".format
+    return {
+        "clickhouse": "up" if values.get(name("clickhouse_up"), 1.0) >= 1 else "down",
+        "buffered_events": int(values.get(name("buffered_events"), 0)),
+        "spool": {part: int(values.get(name(f"spool_{part}"), 0))
+                  for part in ("batches", "events", "bytes")},
+        **{f"{kind}_events": int(values.get(name(f"events_{kind}_total"), 0))
+           for kind in ("accepted", "written", "spooled", "replayed", "dropped")},
+    }

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
 
 import structlog
 import tornado.web
@@ -41,15 +40,16 @@ def make_app(settings: Settings, writer: BatchWriter,
              process: int | None = None) -> tornado.web.Application:
     events = {"writer": writer, "max_body_bytes": settings.analytics_max_body_bytes,
               "cors_origins": settings.analytics_cors_origins}
-    metrics: dict[str, Any] = {}
+    shared: CollectorRegistry | None = None
     if process is not None:  # every ingest process's values, from their shared files
-        metrics["registry"] = CollectorRegistry()
-        multiprocess.MultiProcessCollector(metrics["registry"])  # type: ignore[no-untyped-call]
+        shared = CollectorRegistry()
+        multiprocess.MultiProcessCollector(shared)  # type: ignore[no-untyped-call]
+    health = {"writer": writer, "process": process,
+              "processes": settings.analytics_processes, "shared": shared}
     return tornado.web.Application([
         (r"/v1/events", EventsHandler, events),
-        (r"/healthz", HealthHandler,
-         {"writer": writer, "process": process, "processes": settings.analytics_processes}),
-        (r"/metrics", web.MetricsHandler, metrics),
+        (r"/healthz", HealthHandler, health),
+        (r"/metrics", web.MetricsHandler, {"registry": shared} if shared else {}),
     ])
 
 

@@ -105,6 +105,9 @@ def test_connections_spread_over_the_processes_and_every_event_lands_once(
     assert totals["vora_analytics_events_accepted_total"] == len(sent)
     assert totals["vora_analytics_buffered_events"] == 0
     assert totals["vora_analytics_clickhouse_up"] == 1
+    summed = get_json(f"{ingester.url}/healthz")["all"]  # the same sums, for a person
+    assert (summed["accepted_events"], summed["written_events"], summed["buffered_events"],
+            summed["clickhouse"]) == (len(sent), len(sent), 0, "up")
     present = _present(clickhouse, video_id)
     assert sorted(present) == sorted(sent)  # each exactly once
 
@@ -116,6 +119,7 @@ def test_sigterm_flushes_every_process(start_ingester: Callable[..., Ingester],
     video_id = storage.new_video_id()
     sent = _post_on_fresh_connections(ingester, video_id, 20, 50)
     assert _metrics(ingester)["vora_analytics_buffered_events"] == len(sent)  # all in memory
+    assert get_json(f"{ingester.url}/healthz")["all"]["buffered_events"] == len(sent)
     ingester.process.send_signal(signal.SIGTERM)
     assert ingester.process.wait(timeout=30) == 0
     assert not any(Path(f"/proc/{pid}").exists() for pid in children)
