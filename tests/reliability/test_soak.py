@@ -8,8 +8,9 @@ import hashlib
 import io
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import pytest
 from tusclient.client import TusClient
@@ -47,6 +48,21 @@ def upload_until_done(client: TusClient, data: bytes, deadline: float) -> tuple[
                                        retry_delay=0.05)
 
 
+@contextmanager
+def edge_behind(proxy_resets: int, reset_after: int, edge_factory: Callable[..., EdgeProcess],
+                token: str) -> Iterator[tuple[TusClient, ResettingProxy]]:
+    """An edge whose public URL is a proxy that resets ``proxy_resets`` connections after
+    ``reset_after`` bytes each, and a TUS client of that URL; the proxy closes after."""
+    edge_port = free_port()
+    proxy = ResettingProxy(edge_port, reset_after=reset_after, max_resets=proxy_resets).start()
+    try:
+        public = f"http://127.0.0.1:{proxy.port}/files/"
+        edge_factory(port=edge_port, VORA_EDGE_PUBLIC_URL=public)
+        yield TusClient(public, headers={"Authorization": f"Bearer {token}"}), proxy
+    finally:
+        proxy.close()
+
+
 @pytest.mark.soak
 def test_a_32_mib_upload_survives_300_connection_resets(
     edge_factory: Callable[..., EdgeProcess], token: str, stack: Settings, s3: object,
@@ -56,15 +72,8 @@ def test_a_32_mib_upload_survives_300_connection_resets(
     96 KiB each) arrives whole within 10 minutes: the proxy did reset 300 times, and the
     S3 object's SHA-256 and the one the edge reports to control equal the source's."""
     data = os.urandom(32 * MIB + 4321)
-    edge_port = free_port()
-    proxy = ResettingProxy(edge_port, reset_after=96 * KIB, max_resets=300).start()
-    try:
-        public = f"http://127.0.0.1:{proxy.port}/files/"
-        edge_factory(port=edge_port, VORA_EDGE_PUBLIC_URL=public)
-        client = TusClient(public, headers={"Authorization": f"Bearer {token}"})
+    with edge_behind(300, 96 * KIB, edge_factory, token) as (client, proxy):
         url, resumes = upload_until_done(client, data, time.monotonic() + 600)
-    finally:
-        proxy.close()
     assert proxy.resets == 300, f"only {proxy.resets} resets happened"
     digest = hashlib.sha256(data).hexdigest()
     assert hashlib.sha256(stored_object(s3, stack, url)).hexdigest() == digest
@@ -82,18 +91,11 @@ def test_16_concurrent_uploads_through_a_resetting_network(
     every S3 object's SHA-256 and the SHA-256 the edge reports for it equal its source's,
     and the proxy did reset 160 times."""
     sources = [os.urandom(3 * MIB + i * 131 * KIB + i) for i in range(16)]
-    edge_port = free_port()
-    proxy = ResettingProxy(edge_port, reset_after=64 * KIB, max_resets=160).start()
-    try:
-        public = f"http://127.0.0.1:{proxy.port}/files/"
-        edge_factory(port=edge_port, VORA_EDGE_PUBLIC_URL=public)
-        client = TusClient(public, headers={"Authorization": f"Bearer {token}"})
+    with edge_behind(160, 64 * KIB, edge_factory, token) as (client, proxy):
         deadline = time.monotonic() + 600
         with ThreadPoolExecutor(len(sources)) as pool:
             done = list(pool.map(lambda data: upload_until_done(client, data, deadline),
                                  sources))
-    finally:
-        proxy.close()
     assert proxy.resets == 160, f"only {proxy.resets} resets happened"
     for data, (url, _) in zip(sources, done, strict=True):
         digest = hashlib.sha256(data).hexdigest()
